@@ -1,0 +1,420 @@
+"""InfrastructureManager: start, probe and stop Kafka, Postgres and Spark behind one object.
+
+Backends:
+
+* ``local`` (default): a KRaft broker from the jar cache and a throwaway
+  Postgres cluster, as processes this manager starts. Their pids and data dirs
+  are kept in ``<home>/services.json`` so ``pipeline-props services down`` in
+  another process stops exactly them, and a second ``up`` reuses them.
+* ``external``: the team's own Kafka, Postgres and Spark master from config;
+  nothing is started or stopped.
+* ``containers``: testcontainers, only when a Docker engine answers.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+from contextlib import AbstractContextManager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pipeline_props.config import Settings, load_settings
+from pipeline_props.errors import InfrastructureError
+from pipeline_props.infra import _process
+from pipeline_props.infra.kafka import KafkaBroker
+from pipeline_props.infra.postgres import PostgresServer
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    """What ``services status`` shows for one service."""
+
+    name: str
+    port: int | None
+    pid: int | None
+    healthy: bool
+    detail: str = ""
+
+
+class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
+    """Starts (or reaches) the services and hands out their addresses.
+
+    Idempotent: ``start_services()`` twice, or in a second process while the
+    first one's services run, reuses them. ``cleanup()`` stops only what this
+    manager started, unless ``stop_all=True`` (the CLI's ``services down``),
+    which stops what the state file records as started by pipeline-props.
+    """
+
+    def __init__(self, settings: Settings | None = None, backend: str | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.infra = self.settings.infrastructure
+        self.backend = backend or self.infra.backend
+        if self.backend not in ("local", "external", "containers"):
+            raise InfrastructureError("infrastructure", f"unknown backend {self.backend!r}",
+                                      hint="use local, external or containers")
+        self.home = Path(self.infra.home)
+        self.kafka: KafkaBroker | None = None
+        self.postgres: PostgresServer | None = None
+        self._started: set[str] = set()
+        self._root: Path | None = None
+        self._containers: list[Any] = []
+        self._external_dsn: str | None = None
+        self._external_bootstrap: str | None = None
+
+    # -- addresses ---------------------------------------------------------
+    @property
+    def state_file(self) -> Path:
+        return self.home / "services.json"
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        if self._external_bootstrap:
+            return self._external_bootstrap
+        if self.kafka is None:
+            raise InfrastructureError("kafka", "services are not started", hint="call start_services()")
+        return self.kafka.bootstrap_servers
+
+    @property
+    def postgres_dsn(self) -> str:
+        """libpq conninfo of the warehouse (may hold a secret: never log it)."""
+        if self._external_dsn:
+            return self._external_dsn
+        if self.postgres is None:
+            raise InfrastructureError("postgres", "services are not started", hint="call start_services()")
+        return self.postgres.dsn
+
+    @property
+    def spark(self) -> SparkSession:
+        """The shared SparkSession (started on first use)."""
+        from pipeline_props.infra.spark import get_spark_session
+
+        return get_spark_session(self.infra)
+
+    # -- lifecycle ---------------------------------------------------------
+    def __enter__(self) -> InfrastructureManager:
+        self.start_services()
+        self.wait_for_readiness()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+    def start_services(self) -> InfrastructureManager:
+        """Start (or reach, or reuse) Kafka and Postgres. Spark starts lazily on first use."""
+        if self.backend == "external":
+            self._start_external()
+        elif self.backend == "containers":
+            self._start_containers()
+        else:
+            self._start_local()
+        return self
+
+    def _start_external(self) -> None:
+        infra = self.infra
+        if not infra.kafka_bootstrap_servers:
+            raise InfrastructureError(
+                "kafka", "backend 'external' needs the bootstrap servers",
+                hint="set E2E_KAFKA_BOOTSTRAP_SERVERS or infrastructure.kafka_bootstrap_servers")
+        self._external_bootstrap = infra.kafka_bootstrap_servers
+        self._external_dsn = infra.postgres_dsn or (
+            f"host={infra.postgres_host} port={infra.postgres_port} user={infra.postgres_user} "
+            f"dbname={infra.postgres_db}" + (f" password={infra.postgres_password}"
+                                             if infra.postgres_password else ""))
+
+    def _start_containers(self) -> None:
+        docker = shutil.which("docker")
+        ok = docker is not None and subprocess.run(
+            [docker, "info"], capture_output=True, timeout=20).returncode == 0
+        if not ok:
+            raise InfrastructureError(
+                "containers", "no Docker engine answers (`docker info` failed)",
+                hint="use the default local backend (E2E_BACKEND=local), or start a Docker engine; "
+                     "`pipeline-props services compose` writes docker-compose.test.yml for compose users")
+        try:
+            from testcontainers.kafka import KafkaContainer  # type: ignore[import-not-found]
+            from testcontainers.postgres import PostgresContainer  # type: ignore[import-not-found]
+        except ImportError:
+            raise InfrastructureError("containers", "testcontainers is not installed",
+                                      hint="pip install 'pipeline-props[containers]'") from None
+        kafka = KafkaContainer("apache/kafka:4.1.1").start()
+        pg = PostgresContainer("postgres:15", username="postgres", password="postgres").start()
+        self._containers = [kafka, pg]
+        self._external_bootstrap = kafka.get_bootstrap_server()
+        self._external_dsn = (f"host={pg.get_container_host_ip()} port={pg.get_exposed_port(5432)} "
+                              "user=postgres password=postgres dbname=postgres")
+
+    def _load_state(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.state_file.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _save_state(self) -> None:
+        assert self.kafka is not None and self.postgres is not None
+        state = {
+            "root": str(self._root),
+            "kafka": {"pid": self.kafka.pid, "create_time": self.kafka.create_time,
+                      "port": self.kafka.port, "controller_port": self.kafka.controller_port,
+                      "data_dir": str(self.kafka.data_dir)},
+            "postgres": {"pid": self.postgres.pid, "port": self.postgres.port,
+                         "data_dir": str(self.postgres.data_dir)},
+            "saved_at": time.time(),
+        }
+        self.home.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(state, indent=2))
+        tmp.replace(self.state_file)
+
+    def _start_local(self) -> None:
+        infra = self.infra
+        self.home.mkdir(parents=True, exist_ok=True)
+        state = self._load_state()
+        if state and Path(state.get("root", "")).exists():
+            self._root = Path(state["root"])
+            ks, ps = state["kafka"], state["postgres"]
+            self.kafka = KafkaBroker(home=self.home, data_dir=Path(ks["data_dir"]), port=ks["port"],
+                                     controller_port=ks["controller_port"], heap=infra.kafka_heap,
+                                     pid=ks["pid"], create_time=ks["create_time"])
+            self.postgres = PostgresServer(home=self.home, data_dir=Path(ps["data_dir"]),
+                                           port=ps["port"], user=infra.postgres_user,
+                                           dbname=infra.postgres_db)
+            if (self.kafka.port, self.postgres.port) != (infra.kafka_port, infra.postgres_port):
+                raise InfrastructureError(
+                    "infrastructure",
+                    f"services from an earlier `up` run on ports kafka {self.kafka.port}, "
+                    f"postgres {self.postgres.port}, not the configured {infra.kafka_port}, "
+                    f"{infra.postgres_port}",
+                    hint="`pipeline-props services down` first, or use the same ports")
+        else:
+            self._root = Path(tempfile.mkdtemp(prefix="pipeline-props-services-"))
+            self.kafka = KafkaBroker(home=self.home, data_dir=self._root / "kafka",
+                                     port=infra.kafka_port, controller_port=infra.kafka_controller_port,
+                                     heap=infra.kafka_heap)
+            self.postgres = PostgresServer(home=self.home, data_dir=self._root / "postgres",
+                                           port=infra.postgres_port, user=infra.postgres_user,
+                                           dbname=infra.postgres_db)
+        if not (self.postgres.running() and self.postgres.healthy()):
+            self.postgres.start(timeout=infra.startup_timeout_s)
+            self._started.add("postgres")
+        if not self.kafka.running():
+            try:
+                self.kafka.start(timeout=infra.startup_timeout_s)
+            except InfrastructureError:
+                self.cleanup()
+                raise
+            self._started.add("kafka")
+        self._save_state()
+
+    def wait_for_readiness(self, timeout: float | None = None, *, spark: bool = False) -> list[ServiceStatus]:
+        """Probe each service for real until healthy or ``timeout``; raise naming the one that is not."""
+        timeout = timeout or self.infra.startup_timeout_s
+        deadline = time.monotonic() + timeout
+        while True:
+            statuses = self.status(spark=spark)
+            bad = [s for s in statuses if not s.healthy]
+            if not bad:
+                return statuses
+            if time.monotonic() > deadline:
+                first = bad[0]
+                raise InfrastructureError(first.name, f"not ready after {timeout:.0f} s: {first.detail}",
+                                          log_path=self.infra.logs_dir / f"{first.name}.log")
+            time.sleep(0.5)
+
+    def status(self, *, spark: bool = False) -> list[ServiceStatus]:
+        """Health of each service: a Kafka metadata request, ``SELECT 1``, a Spark job."""
+        out: list[ServiceStatus] = []
+        out.append(self._kafka_status())
+        out.append(self._postgres_status())
+        if spark:
+            from pipeline_props.infra.spark import spark_healthy
+
+            try:
+                ok = spark_healthy(self.spark)
+                detail = "local job ran" if ok else "job failed"
+            except InfrastructureError as exc:
+                ok, detail = False, str(exc)
+            out.append(ServiceStatus("spark", None, None, ok, detail))
+        return out
+
+    def _kafka_status(self) -> ServiceStatus:
+        if self.kafka is not None:
+            ok = self.kafka.running() and self.kafka.healthy()
+            return ServiceStatus("kafka", self.kafka.port, self.kafka.pid, ok,
+                                 "metadata request answered" if ok else "no answer")
+        if self._external_bootstrap:
+            ok = _probe_kafka(self._external_bootstrap)
+            return ServiceStatus("kafka", None, None, ok, self._external_bootstrap)
+        return ServiceStatus("kafka", None, None, False, "not started")
+
+    def _postgres_status(self) -> ServiceStatus:
+        if self.postgres is not None:
+            ok = self.postgres.healthy()
+            return ServiceStatus("postgres", self.postgres.port, self.postgres.pid, ok,
+                                 "SELECT 1 answered" if ok else "no answer")
+        if self._external_dsn:
+            return ServiceStatus("postgres", None, None, _probe_postgres(self._external_dsn), "external")
+        return ServiceStatus("postgres", None, None, False, "not started")
+
+    # -- per-dataset setup ---------------------------------------------------
+    def setup_databases(self, schema: str | None = None) -> None:
+        """Check the warehouse answers and create ``schema`` when given (idempotent)."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.postgres_dsn, autocommit=True) as conn:
+            conn.execute("SELECT 1")
+            if schema:
+                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+    def drop_schema(self, schema: str) -> None:
+        """Drop one dataset's schema and everything in it."""
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.postgres_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+    def setup_kafka_topics(self, topics: str | list[str], partitions: int = 1, timeout: float = 30.0) -> None:
+        """Create topics (idempotent) and wait until they have leaders."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        names = [topics] if isinstance(topics, str) else list(topics)
+        admin = AdminClient({"bootstrap.servers": self.kafka_bootstrap, "log_level": 0})
+        futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
+                                       for t in names], operation_timeout=timeout)
+        for name, fut in futures.items():
+            try:
+                fut.result(timeout)
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise InfrastructureError("kafka", f"cannot create topic {name}: {exc}") from exc
+
+        def ready() -> bool:
+            md = admin.list_topics(timeout=5)
+            return all(n in md.topics and md.topics[n].partitions and
+                       all(p.leader >= 0 for p in md.topics[n].partitions.values()) for n in names)
+
+        if not _process.wait_until(ready, timeout, 0.2):
+            raise InfrastructureError("kafka", f"topics {names} have no leader after {timeout:.0f} s")
+
+    def delete_kafka_topics(self, topics: str | list[str], timeout: float = 30.0) -> None:
+        """Delete topics; missing ones are ignored."""
+        from confluent_kafka import KafkaException
+        from confluent_kafka.admin import AdminClient
+
+        names = [topics] if isinstance(topics, str) else list(topics)
+        admin = AdminClient({"bootstrap.servers": self.kafka_bootstrap, "log_level": 0})
+        for fut in admin.delete_topics(names, operation_timeout=timeout).values():
+            try:
+                fut.result(timeout)
+            except KafkaException:
+                pass
+
+    def cleanup(self, *, stop_all: bool = False) -> None:
+        """Stop what this manager started (or, with ``stop_all``, every local service on record)."""
+        for container in self._containers:
+            try:
+                container.stop()
+            except Exception:  # pragma: no cover - best effort on a backend we cannot run here
+                pass
+        self._containers = []
+        if self.backend != "local":
+            return
+        from pipeline_props.infra.spark import stop_spark_session
+
+        stop_spark_session()
+        stop_kafka = stop_all or "kafka" in self._started
+        stop_pg = stop_all or "postgres" in self._started
+        if stop_kafka and self.kafka is not None:
+            self.kafka.stop()
+        if stop_pg and self.postgres is not None:
+            self.postgres.stop()
+        if stop_kafka and stop_pg:
+            if self._root is not None:
+                shutil.rmtree(self._root, ignore_errors=True)
+            self.state_file.unlink(missing_ok=True)
+        self._started.clear()
+
+    @classmethod
+    def from_state(cls, settings: Settings | None = None) -> InfrastructureManager:
+        """A manager attached to the local services on record (for ``status`` and ``down``)."""
+        mgr = cls(settings, backend="local")
+        state = mgr._load_state()
+        if state:
+            infra = mgr.infra
+            mgr._root = Path(state["root"])
+            ks, ps = state["kafka"], state["postgres"]
+            mgr.kafka = KafkaBroker(home=mgr.home, data_dir=Path(ks["data_dir"]), port=ks["port"],
+                                    controller_port=ks["controller_port"], heap=infra.kafka_heap,
+                                    pid=ks["pid"], create_time=ks["create_time"])
+            mgr.postgres = PostgresServer(home=mgr.home, data_dir=Path(ps["data_dir"]), port=ps["port"],
+                                          user=infra.postgres_user, dbname=infra.postgres_db)
+        return mgr
+
+    def describe(self) -> dict[str, Any]:
+        """Status as plain data (for JSON output and metadata), no secrets."""
+        return {"backend": self.backend, "services": [asdict(s) for s in self.status()]}
+
+
+def _probe_kafka(bootstrap: str) -> bool:
+    from confluent_kafka.admin import AdminClient
+
+    try:
+        return bool(AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+                    .list_topics(timeout=5).brokers)
+    except Exception:
+        return False
+
+
+def _probe_postgres(dsn: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, connect_timeout=5) as conn:
+            return conn.execute("SELECT 1").fetchone() == (1,)
+    except psycopg.Error:
+        return False
+
+
+COMPOSE_FILE = """\
+# docker-compose.test.yml written by `pipeline-props services compose`, for teams that prefer
+# compose: the same services the local backend runs, on the same ports. Then run with
+# E2E_BACKEND=external E2E_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{kafka_port}
+# E2E_POSTGRES_DSN="host=127.0.0.1 port={postgres_port} user=postgres password=postgres dbname=postgres"
+services:
+  kafka:
+    image: apache/kafka:4.1.1
+    ports: ["{kafka_port}:{kafka_port}"]
+    environment:
+      KAFKA_NODE_ID: 1
+      KAFKA_PROCESS_ROLES: broker,controller
+      KAFKA_LISTENERS: PLAINTEXT://:{kafka_port},CONTROLLER://:9093
+      KAFKA_ADVERTISED_LISTENERS: PLAINTEXT://127.0.0.1:{kafka_port}
+      KAFKA_CONTROLLER_LISTENER_NAMES: CONTROLLER
+      KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka:9093
+      KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR: 1
+      KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: 1
+      KAFKA_TRANSACTION_STATE_LOG_MIN_ISR: 1
+      KAFKA_AUTO_CREATE_TOPICS_ENABLE: "false"
+  postgres:
+    image: postgres:15
+    ports: ["{postgres_port}:5432"]
+    environment:
+      POSTGRES_PASSWORD: postgres
+"""
+
+
+def write_compose_file(path: Path, settings: Settings | None = None) -> Path:
+    """Write docker-compose.test.yml with the configured ports."""
+    infra = (settings or load_settings()).infrastructure
+    path.write_text(COMPOSE_FILE.format(kafka_port=infra.kafka_port, postgres_port=infra.postgres_port))
+    return path
