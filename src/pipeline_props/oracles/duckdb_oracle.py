@@ -1,0 +1,216 @@
+"""The DuckDB reference oracle: the five output tables computed from raw CSV bytes.
+
+Independent of the pipeline under test by construction: it imports nothing
+from ``pipeline_props.pipeline``, only the contract's constants and the error
+types. Records are cut by :mod:`pipeline_props.oracles.splitter` (the exact
+path) or, for files whose records are plain lines (no quote, no ``\\r``, valid
+UTF-8), by splitting lines with Arrow and fields with DuckDB (the fast path).
+Everything after that - typing, validation, duplicates, amounts, aggregation -
+is SQL in ``oracles/sql/*.sql``, run in a private in-memory DuckDB.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline_props import contract
+from pipeline_props.oracles.splitter import Header, needs_full_split, read_header, split_records, strip_bom
+
+TableSet = dict[str, list[tuple]]
+
+#: SQL that builds the intermediate tables, in order.
+_BUILD_SCRIPTS: tuple[str, ...] = ("01_records.sql", "02_checked.sql", "03_events.sql")
+
+_FAST_SCHEMA = pa.schema(
+    [("file_index", pa.int32()), ("record_number", pa.int64()), ("raw", pa.large_string())]
+)
+_SLOW_SCHEMA = pa.schema(
+    [
+        ("file_index", pa.int32()),
+        ("record_number", pa.int64()),
+        ("raw", pa.large_string()),
+        ("problem", pa.string()),
+        ("parts", pa.list_(pa.string())),
+    ]
+)
+
+
+@dataclass(frozen=True)
+class OracleResult:
+    """What the oracle computed for one dataset."""
+
+    #: The five tables of contract section 5, rows in OUTPUT_TABLES column
+    #: order, sorted by all columns with None first.
+    tables: TableSet
+    #: (file name, extra column) for every column outside the contract, by
+    #: file (in dataset order, so a file listed twice appears twice) and then
+    #: header order.
+    schema_drift: tuple[tuple[str, str], ...]
+    #: Wall-clock time of the run.
+    seconds: float
+
+
+def _literal(value: object) -> str:
+    """A constant from the contract as a SQL literal."""
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (int, Decimal)):
+        return str(value)
+    raise TypeError(f"no SQL literal for {value!r}")
+
+
+def _placeholders() -> dict[str, str]:
+    """``{{NAME}}`` -> SQL text, all taken from :mod:`pipeline_props.contract`."""
+    values: dict[str, str] = {reason: _literal(reason) for reason in contract.REASONS}
+    values.update(
+        TRIM="(' ' || chr(9))",
+        REGIONS=", ".join(map(_literal, contract.REGIONS)),
+        CHANNELS=", ".join(map(_literal, contract.CHANNELS)),
+        CURRENCIES=", ".join(map(_literal, contract.CURRENCIES)),
+        QUANTITY_MIN=_literal(contract.QUANTITY_MIN),
+        QUANTITY_MAX=_literal(contract.QUANTITY_MAX),
+        UNIT_PRICE_MIN=_literal(contract.UNIT_PRICE_MIN),
+        UNIT_PRICE_MAX=_literal(contract.UNIT_PRICE_MAX),
+        DISCOUNT_MIN=_literal(contract.DISCOUNT_MIN),
+        DISCOUNT_MAX=_literal(contract.DISCOUNT_MAX),
+        YEAR_MIN=_literal(contract.YEAR_MIN),
+        YEAR_MAX=_literal(contract.YEAR_MAX),
+        MAX_OFFSET_MINUTES=_literal(contract.MAX_OFFSET_MINUTES),
+        ID_MAX=_literal(contract.ID_MAX_CODE_POINTS),
+    )
+    return values
+
+
+def load_sql(name: str) -> str:
+    """The text of ``oracles/sql/<name>`` with its contract placeholders filled in."""
+    text = resources.files("pipeline_props.oracles").joinpath("sql", name).read_text("utf-8")
+    for key, value in _placeholders().items():
+        text = text.replace("{{" + key + "}}", value)
+    if "{{" in text:
+        start = text.index("{{")
+        raise RuntimeError(f"unknown placeholder in {name}: {text[start:text.index('}}', start) + 2]}")
+    return text
+
+
+def _fast_lines(file_index: int, body: bytes, start: int) -> pa.Table:
+    """Records of a quote-free, CR-free, valid UTF-8 file: its non-empty lines."""
+    text = memoryview(body)[start:]
+    offsets = pa.array([0, len(text)], pa.int64()).buffers()[1]
+    whole = pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(text))
+    lines = pc.split_pattern(whole, "\n").flatten()
+    lines = lines.filter(pc.greater(pc.binary_length(lines), 0))
+    count = len(lines)
+    return pa.table(
+        [
+            pa.array(np.full(count, file_index, dtype=np.int32)),
+            pa.array(np.arange(1, count + 1, dtype=np.int64)),
+            lines,
+        ],
+        schema=_FAST_SCHEMA,
+    )
+
+
+def _slow_records(file_index: int, name: str, body: bytes, header: Header) -> pa.Table:
+    """Records of any file, cut by the splitter."""
+    numbers: list[int] = []
+    raws: list[str] = []
+    problems: list[str | None] = []
+    parts: list[tuple[str, ...] | None] = []
+    for record in split_records(file_index, name, body, header):
+        numbers.append(record.record_number)
+        raws.append(record.raw)
+        problems.append(record.malformed)
+        parts.append(record.fields)
+    return pa.table(
+        [
+            pa.array(np.full(len(numbers), file_index, dtype=np.int32)),
+            pa.array(numbers, pa.int64()),
+            pa.array(raws, pa.large_string()),
+            pa.array(problems, pa.string()),
+            pa.array(parts, pa.list_(pa.string())),
+        ],
+        schema=_SLOW_SCHEMA,
+    )
+
+
+def _file_columns(headers: Sequence[tuple[str, Header]]) -> pa.Table:
+    """Per file: name, field count and 1-based position of each contract column."""
+    columns: dict[str, list[object]] = {
+        "file_index": list(range(len(headers))),
+        "source_file": [name for name, _ in headers],
+        "ncols": [len(h.names) for _, h in headers],
+    }
+    for column in contract.COLUMNS:
+        columns[f"p_{column}"] = [h.names.index(column) + 1 for _, h in headers]
+    return pa.table(
+        {
+            key: pa.array(values, pa.string() if key == "source_file" else pa.int32())
+            for key, values in columns.items()
+        }
+    )
+
+
+def _fx_table() -> pa.Table:
+    currencies = list(contract.FX_RATES_TO_USD)
+    return pa.table(
+        {
+            "currency": pa.array(currencies, pa.string()),
+            "rate": pa.array([contract.FX_RATES_TO_USD[c] for c in currencies], pa.decimal128(7, 6)),
+        }
+    )
+
+
+def run_oracle(files: Sequence[tuple[str, bytes]]) -> OracleResult:
+    """Compute the contract's five output tables for a dataset.
+
+    ``files`` are (name, bytes) in dataset order; a file's index is its
+    position. Raises :class:`pipeline_props.errors.InputError` (before
+    computing anything) when a file must be refused for its header.
+    """
+    started = time.perf_counter()
+    headers: list[tuple[str, Header]] = []
+    bodies: list[bytes] = []
+    for name, data in files:
+        body = strip_bom(data)
+        headers.append((name, read_header(name, body)))
+        bodies.append(body)
+
+    fast: list[pa.Table] = []
+    slow: list[pa.Table] = []
+    for index, ((name, header), body) in enumerate(zip(headers, bodies, strict=True)):
+        if needs_full_split(body):
+            slow.append(_slow_records(index, name, body, header))
+        else:
+            fast.append(_fast_lines(index, body, header.body_start))
+
+    con = duckdb.connect(":memory:")
+    try:
+        con.register("fast_lines", pa.concat_tables(fast) if fast else _FAST_SCHEMA.empty_table())
+        con.register("slow_records", pa.concat_tables(slow) if slow else _SLOW_SCHEMA.empty_table())
+        con.register("file_columns", _file_columns(headers))
+        con.register("fx", _fx_table())
+        for script in _BUILD_SCRIPTS:
+            con.execute(load_sql(script))
+        tables: TableSet = {
+            table: con.execute(load_sql(f"{table}.sql")).fetchall() for table in contract.OUTPUT_TABLES
+        }
+    finally:
+        con.close()
+
+    drift = tuple((name, column) for name, header in headers for column in header.extra_columns)
+    return OracleResult(tables, drift, time.perf_counter() - started)
+
+
+def run_oracle_on_paths(paths: Sequence[str | Path]) -> OracleResult:
+    """:func:`run_oracle` on files read from disk; a file's name is its base name."""
+    return run_oracle([(Path(p).name, Path(p).read_bytes()) for p in paths])
