@@ -201,16 +201,19 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
             self.postgres = PostgresServer(home=self.home, data_dir=self._root / "postgres",
                                            port=infra.postgres_port, user=infra.postgres_user,
                                            dbname=infra.postgres_db)
-        if not (self.postgres.running() and self.postgres.healthy()):
-            self.postgres.start(timeout=infra.startup_timeout_s)
-            self._started.add("postgres")
-        if not self.kafka.running():
-            try:
+        fresh = not self.state_file.exists()
+        try:
+            if not (self.postgres.running() and self.postgres.healthy()):
+                self.postgres.start(timeout=infra.startup_timeout_s)
+                self._started.add("postgres")
+            if not self.kafka.running():
                 self.kafka.start(timeout=infra.startup_timeout_s)
-            except InfrastructureError:
-                self.cleanup()
-                raise
-            self._started.add("kafka")
+                self._started.add("kafka")
+        except InfrastructureError:
+            self.cleanup()
+            if fresh and self._root is not None:
+                shutil.rmtree(self._root, ignore_errors=True)
+            raise
         self._save_state()
 
     def wait_for_readiness(self, timeout: float | None = None, *, spark: bool = False) -> list[ServiceStatus]:

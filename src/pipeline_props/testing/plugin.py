@@ -1,7 +1,134 @@
-"""pytest plugin (entry point ``pytest11``): profiles now, fixtures as they land."""
+"""pytest plugin (entry point ``pytest11``), so a team's own suite gets what ours has.
+
+* the Hypothesis profiles ``dev``, ``ci`` and ``thorough`` (``--hypothesis-profile``);
+* session-scoped service fixtures: ``pp_settings``, ``infrastructure`` (an
+  :class:`~pipeline_props.infra.InfrastructureManager` started once per
+  session and stopped at its end if it started the services), ``kafka_bootstrap``,
+  ``postgres_dsn`` and ``spark`` (one SparkSession for the whole session);
+* ``namespace``: a fresh dataset namespace per test;
+* the markers, validated: a test that uses a service fixture must be marked
+  ``integration``, ``properties``, ``faults`` or ``mutations``;
+* engine versions in the report header.
+"""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
+from importlib import metadata
+from typing import TYPE_CHECKING
+
+import pytest
+
 from pipeline_props.testing.profiles import register_profiles
 
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from pipeline_props.config import Settings
+    from pipeline_props.infra import InfrastructureManager
+
 register_profiles()
+
+MARKERS = {
+    "unit": "fast, no services",
+    "integration": "needs the real services (Kafka, Postgres, Spark)",
+    "properties": "Hypothesis property tests",
+    "faults": "fault injection against the real services",
+    "mutations": "deliberate pipeline bugs that the properties must catch",
+    "spark": "needs a SparkSession (no broker)",
+    "slow": "takes more than a minute",
+}
+SERVICE_FIXTURES = {"infrastructure", "kafka_bootstrap", "postgres_dsn"}
+SERVICE_MARKERS = {"integration", "properties", "faults", "mutations"}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, help_text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {help_text}")
+
+
+def _version(dist: str) -> str:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    from pipeline_props.infra.jars import _POMS, cache_dir  # noqa: PLC0415
+    from pipeline_props.config import load_settings
+
+    engines = ", ".join(f"{d} {_version(d)}" for d in
+                        ("pyspark", "duckdb", "dbt-core", "dbt-postgres", "dbt-duckdb",
+                         "confluent-kafka", "psycopg", "hypothesis"))
+    try:
+        home = load_settings().infrastructure.home
+        jars = ", ".join(cache_dir(home, k).name for k in _POMS)
+    except Exception as exc:  # a bad config must not hide the header
+        jars = f"unknown ({exc})"
+    return [f"pipeline-props engines: {engines}", f"pipeline-props jar sets: {jars}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    problems = []
+    for item in items:
+        used = set(getattr(item, "fixturenames", ())) & SERVICE_FIXTURES
+        marks = {m.name for m in item.iter_markers()}
+        if used and not marks & SERVICE_MARKERS:
+            problems.append(f"{item.nodeid} uses {sorted(used)} but has none of the markers "
+                            f"{sorted(SERVICE_MARKERS)}")
+    if problems:
+        raise pytest.UsageError("pipeline-props marker check failed:\n  " + "\n  ".join(problems))
+
+
+@pytest.fixture(scope="session")
+def pp_settings() -> Settings:
+    """The settings (defaults < $E2E_CONFIG YAML < E2E_* environment)."""
+    from pipeline_props.config import load_settings
+
+    return load_settings()
+
+
+@pytest.fixture(scope="session")
+def infrastructure(pp_settings: Settings) -> Iterator[InfrastructureManager]:
+    """Kafka and Postgres, started once per session (reused if `services up` already runs them)."""
+    from pipeline_props.infra import InfrastructureManager
+
+    mgr = InfrastructureManager(pp_settings)
+    mgr.start_services()
+    mgr.wait_for_readiness()
+    try:
+        yield mgr
+    finally:
+        mgr.cleanup()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(infrastructure: InfrastructureManager) -> str:
+    """Bootstrap servers of the session's broker."""
+    return infrastructure.kafka_bootstrap
+
+
+@pytest.fixture(scope="session")
+def postgres_dsn(infrastructure: InfrastructureManager) -> str:
+    """libpq conninfo of the session's warehouse."""
+    return infrastructure.postgres_dsn
+
+
+@pytest.fixture(scope="session")
+def spark(pp_settings: Settings) -> Iterator[SparkSession]:
+    """One SparkSession for the whole test session (it takes ~10 s to start)."""
+    from pipeline_props.infra.spark import get_spark_session, stop_spark_session
+
+    session = get_spark_session(pp_settings.infrastructure)
+    try:
+        yield session
+    finally:
+        stop_spark_session()
+
+
+@pytest.fixture
+def namespace() -> str:
+    """A fresh dataset namespace (topic, checkpoint and schema name)."""
+    return f"pp_t{uuid.uuid4().hex[:12]}"

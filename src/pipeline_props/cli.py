@@ -1,0 +1,165 @@
+"""The ``pipeline-props`` command line: the only module that prints for people.
+
+Exit codes: 0 all held, 1 a divergence or failed validation, 2 usage, input or
+infrastructure error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from pipeline_props.config import Settings, load_settings
+from pipeline_props.errors import EXIT_ERROR, PipelinePropsError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Property-based, differential and fault testing for sales data pipelines.")
+services_app = typer.Typer(no_args_is_help=True, help="Start, stop and inspect the local services.")
+app.add_typer(services_app, name="services")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML settings file ($E2E_CONFIG).")]
+LogLevelOpt = Annotated[Optional[str], typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
+
+
+def _settings(config: Path | None, log_level: str | None = None,
+              overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
+    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (overrides or {}).items()}
+    if log_level:
+        merged.setdefault("run", {})["log_level"] = log_level
+    settings = load_settings(config, overrides=merged)
+    logging.basicConfig(level=settings.run.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("py4j", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return settings
+
+
+@app.command()
+def setup(
+    config: ConfigOpt = None,
+    quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing when all is there.")] = False,
+) -> None:
+    """Fill the jar cache (Kafka broker, Spark connector, JDBC driver) and check the tools."""
+    from pipeline_props.infra.jars import ensure_jars
+    from pipeline_props.infra.postgres import find_bindir
+
+    settings = _settings(config)
+    paths = ensure_jars(settings.infrastructure.home)
+    bindir = find_bindir()
+    if not quiet:
+        for kind, path in paths.items():
+            console.print(f"{kind} jars: {path}")
+        console.print(f"postgres binaries: {bindir}")
+
+
+@services_app.command("up")
+def services_up(config: ConfigOpt = None, log_level: LogLevelOpt = None,
+                spark: Annotated[bool, typer.Option(help="Also start and probe Spark.")] = True) -> None:
+    """Start Kafka and Postgres (a no-op when they already run), probe them, show their status."""
+    from pipeline_props.infra import InfrastructureManager
+
+    settings = _settings(config, log_level)
+    mgr = InfrastructureManager(settings)
+    with console.status("starting services..."):
+        mgr.start_services()
+        statuses = mgr.wait_for_readiness(spark=spark)
+    _print_status(statuses, mgr.backend)
+    if spark:
+        from pipeline_props.infra.spark import stop_spark_session
+
+        stop_spark_session()
+
+
+@services_app.command("down")
+def services_down(config: ConfigOpt = None, log_level: LogLevelOpt = None) -> None:
+    """Stop the local services that `services up` started (by pid) and remove their data."""
+    from pipeline_props.infra import InfrastructureManager
+
+    settings = _settings(config, log_level)
+    mgr = InfrastructureManager.from_state(settings)
+    if mgr.kafka is None:
+        console.print("no local services on record")
+        return
+    mgr.cleanup(stop_all=True)
+    console.print("services stopped")
+
+
+@services_app.command("status")
+def services_status(
+    config: ConfigOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show each service, its port, pid and health. Exit 2 when one is down."""
+    from pipeline_props.infra import InfrastructureManager
+
+    settings = _settings(config)
+    if settings.infrastructure.backend == "external":
+        mgr = InfrastructureManager(settings)
+        mgr.start_services()
+    else:
+        mgr = InfrastructureManager.from_state(settings)
+    statuses = mgr.status()
+    if as_json:
+        console.print_json(json.dumps(mgr.describe()))
+    else:
+        _print_status(statuses, mgr.backend)
+    if not all(s.healthy for s in statuses):
+        raise typer.Exit(EXIT_ERROR)
+
+
+@services_app.command("compose")
+def services_compose(
+    config: ConfigOpt = None,
+    output: Annotated[Path, typer.Option("--output", "-o")] = Path("docker-compose.test.yml"),
+) -> None:
+    """Write docker-compose.test.yml for teams that prefer compose to the local backend."""
+    from pipeline_props.infra import write_compose_file
+
+    path = write_compose_file(output, _settings(config))
+    console.print(f"wrote {path}")
+
+
+def _print_status(statuses: list[Any], backend: str) -> None:
+    table = Table(title=f"services ({backend} backend)")
+    for col in ("service", "port", "pid", "health", "detail"):
+        table.add_column(col)
+    for s in statuses:
+        table.add_row(s.name, str(s.port or "-"), str(s.pid or "-"),
+                      "[green]healthy[/green]" if s.healthy else "[red]down[/red]", s.detail)
+    console.print(table)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point: maps PipelinePropsError to its exit code."""
+    try:
+        rc = app(args=argv, standalone_mode=False)
+    except PipelinePropsError as exc:
+        err_console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False)
+        return exc.exit_code
+    except typer.Exit as exc:
+        return exc.exit_code
+    except typer.Abort:
+        err_console.print("aborted")
+        return EXIT_ERROR
+    except Exception as exc:
+        # Usage errors of the (vendored) click: bad option, unknown command.
+        if callable(getattr(exc, "show", None)) and hasattr(exc, "exit_code"):
+            exc.show()
+            return EXIT_ERROR
+        raise
+    return rc if isinstance(rc, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
