@@ -166,6 +166,7 @@ def ascii_lower(text: str) -> str:
 
 
 def check_event_id(value: str) -> str:
+    """event_id: 1-64 characters from A-Z a-z 0-9 _ . : -"""
     if value == "":
         raise Rejected(c.MISSING_FIELD)
     if re.fullmatch(r"[A-Za-z0-9_.:\-]{1,64}", value) is None:
@@ -174,6 +175,7 @@ def check_event_id(value: str) -> str:
 
 
 def check_text_id(value: str) -> str:
+    """order_id, customer_id, product_id, category: 1-64 code points, no C0 control or DEL."""
     if value == "":
         raise Rejected(c.MISSING_FIELD)
     if len(value) > c.ID_MAX_CODE_POINTS:
@@ -185,6 +187,7 @@ def check_text_id(value: str) -> str:
 
 
 def check_code(value: str, codes: Sequence[str], fold: str) -> str:
+    """A code list compared with ASCII-only case folding; returns the folded form."""
     if value == "":
         raise Rejected(c.MISSING_FIELD)
     folded = ascii_upper(value) if fold == "upper" else ascii_lower(value)
@@ -194,6 +197,7 @@ def check_code(value: str, codes: Sequence[str], fold: str) -> str:
 
 
 def check_quantity(value: str) -> int:
+    """quantity: [+-]?[0-9]{1,9}, non-zero, within +-100000."""
     if value == "":
         raise Rejected(c.MISSING_FIELD)
     if re.fullmatch(r"[+-]?[0-9]{1,9}", value) is None:
@@ -205,6 +209,7 @@ def check_quantity(value: str) -> int:
 
 
 def check_unit_price(value: str) -> Decimal:
+    """unit_price: [+-]?[0-9]{1,9}(.[0-9]{1,2})?, 0 to 1000000.00."""
     if value == "":
         raise Rejected(c.MISSING_FIELD)
     if re.fullmatch(r"[+-]?[0-9]{1,9}(\.[0-9]{1,2})?", value) is None:
@@ -216,6 +221,7 @@ def check_unit_price(value: str) -> Decimal:
 
 
 def check_discount(value: str) -> Decimal:
+    """discount: optional (missing is 0), [+-]?[0-9]{1,3}(.[0-9]{1,3})?, 0 to 1."""
     if value == "":
         return Decimal(0)  # optional: missing means 0
     if re.fullmatch(r"[+-]?[0-9]{1,3}(\.[0-9]{1,3})?", value) is None:
@@ -238,6 +244,7 @@ def is_leap(year: int) -> bool:
 
 
 def days_in_month(year: int, month: int) -> int:
+    """Days in a month of the proleptic Gregorian calendar."""
     if month == 2:
         return 29 if is_leap(year) else 28
     return 30 if month in (4, 6, 9, 11) else 31
@@ -455,7 +462,11 @@ def sort_rows(rows: list[tuple]) -> list[tuple]:
 
 
 def money_sum(amounts: list[Decimal]) -> Decimal:
-    return round_half_away(sum(amounts, Decimal(0)), CENT)  # exact sum; only re-scales
+    """Exact sum of cent amounts, at two places."""
+    with localcontext() as ctx:
+        ctx.prec = 100  # exact for any sum the model meets
+        total = sum(amounts, Decimal(0))
+    return round_half_away(total, CENT)  # only re-scales: no digits are lost
 
 
 def model_tables(files: Sequence[tuple[str, bytes]]) -> dict[str, list[tuple]]:
