@@ -130,6 +130,114 @@ def services_compose(
     console.print(f"wrote {path}")
 
 
+@app.command()
+def run(
+    input_files: Annotated[Optional[list[Path]], typer.Option("--input", "-i", help="CSV file(s) to run.")] = None,
+    test: Annotated[Optional[str], typer.Option("--test", help="Generate a scenario (or 'all').")] = None,
+    record_count: Annotated[int, typer.Option("--record-count", "-n", min=0)] = 1000,
+    seed: Annotated[int, typer.Option("--seed")] = 42,
+    artifacts_dir: Annotated[Optional[Path], typer.Option("--artifacts-dir")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the namespace for inspection.")] = False,
+    config: ConfigOpt = None,
+    log_level: LogLevelOpt = None,
+) -> None:
+    """Run a dataset through Kafka -> Spark -> Postgres -> dbt and the DuckDB oracle, and compare.
+
+    Exit 0 when everything held, 1 on a divergence or failed validation, 2 when
+    the input is refused or the services cannot run.
+    """
+    from pipeline_props.errors import UsageError
+
+    overrides: dict[str, dict[str, Any]] = {}
+    if artifacts_dir is not None:
+        overrides["run"] = {"artifacts_dir": str(artifacts_dir)}
+    settings = _settings(config, log_level, overrides)
+    if bool(input_files) == bool(test):
+        raise UsageError("give either --input FILE [...] or --test SCENARIO (one of them)")
+    datasets: list[tuple[str | None, list[tuple[str, bytes]]]] = []
+    if input_files:
+        from pipeline_props.pipeline.ingest import read_dataset_files
+
+        datasets.append((None, read_dataset_files(input_files)))
+    else:
+        from pipeline_props.strategies import SCENARIOS, DataGenerationConfig, DataGenerator
+
+        names = list(SCENARIOS) if test == "all" else [test]
+        gen = DataGenerator(DataGenerationConfig(seed=seed))
+        for name in names:
+            dataset = gen.generate_test_scenario_data(name, record_count)  # raises on unknown names
+            datasets.append((name, list(dataset.files)))
+    failed = _run_datasets(datasets, settings, seed=seed, keep=keep)
+    raise typer.Exit(1 if failed else 0)
+
+
+def _run_datasets(datasets: list[tuple[str | None, list[tuple[str, bytes]]]], settings: Settings,
+                  *, seed: int, keep: bool) -> int:
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from pipeline_props.infra import InfrastructureManager
+    from pipeline_props.pipeline.ingest import check_headers
+    from pipeline_props.runner import run_dataset
+
+    for _, files in datasets:
+        check_headers(files)  # refuse bad input before starting anything
+    failed = 0
+    infra = InfrastructureManager(settings)
+    try:
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                      console=err_console, transient=True) as bar:
+            task = bar.add_task("starting services", total=None)
+            infra.start_services()
+            infra.wait_for_readiness()
+            for scenario, files in datasets:
+                label = scenario or ", ".join(n for n, _ in files)
+
+                def progress(stage: str, what: str, label: str = label) -> None:
+                    if what == "start":
+                        bar.update(task, description=f"{label}: {stage}")
+
+                result = run_dataset(files, settings=settings, infra=infra, seed=seed,
+                                     scenario=scenario, keep=keep, progress=progress)
+                bar.stop()
+                _print_summary(result, label)
+                bar.start()
+                failed += not result.success
+    finally:
+        infra.cleanup()
+    return failed
+
+
+def _print_summary(result: Any, label: str) -> None:
+    from pipeline_props.contract import REASONS
+
+    audit = result.audit
+    table = Table(title=f"{label}  (run {result.run_id})", show_header=True)
+    table.add_column("measure")
+    table.add_column("value", justify="right")
+    for key in ("rows_read", "rows_accepted", "rows_duplicate", "rows_rejected"):
+        table.add_row(key.replace("_", " "), str(audit.get(key, "-")))
+    for reason in REASONS:
+        n = audit.get(f"rejected_{reason.lower()}", 0)
+        if n:
+            table.add_row(f"  rejected {reason}", str(n))
+    for stage, m in result.performance_metrics["stages"].items():
+        rate = f"{m['rows_per_s']:,.0f} rows/s" if m["rows_per_s"] else "-"
+        table.add_row(f"{stage}", f"{m['seconds']:.2f} s  {rate}")
+    console.print(table)
+    if result.schema_drift:
+        console.print("schema drift (ignored columns): " +
+                      ", ".join(f"{f}:{c}" for f, c in result.schema_drift))
+    for stage in result.validation_summary.get("stage_results", []):
+        for check in stage.get("checks", []):
+            if not check["passed"]:
+                console.print(f"[red]check failed[/red] {stage['stage']}.{check['check_name']}: "
+                              f"{escape(json.dumps(check['details'], default=str))}")
+    if result.divergence is not None and not result.divergence.ok:
+        console.print(escape(result.divergence.render()))
+    colour = "green" if result.success else "red"
+    console.print(f"verdict: [{colour}]{result.verdict}[/{colour}]   artifacts: {result.artifacts_dir}")
+
+
 def _print_status(statuses: list[Any], backend: str) -> None:
     table = Table(title=f"services ({backend} backend)")
     for col in ("service", "port", "pid", "health", "detail"):

@@ -1,0 +1,220 @@
+"""Ingest stage: CSV files -> one Kafka message per record, through an idempotent producer.
+
+Every header is checked before anything is sent, so a refused file sends
+nothing. The producer runs with ``acks=all`` and idempotence, batched; a
+message whose delivery fails is retried (``retry_rounds`` rounds after
+librdkafka's own retries) and finally reported with its positions, never
+dropped silently. This is the only module that talks to the Kafka client
+library, so swapping it is local.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pipeline_props.contract import COLUMNS
+from pipeline_props.errors import InputError, PipelineStageError
+from pipeline_props.pipeline.messages import decode, encode
+from pipeline_props.pipeline.reader import Header, Record, iter_records, parse_header
+
+#: Producer settings; callers may override any of them (a fault test turns idempotence off).
+PRODUCER_DEFAULTS: dict[str, Any] = {
+    "acks": "all",
+    "enable.idempotence": True,
+    "linger.ms": 25,
+    "batch.size": 1_000_000,
+    "batch.num.messages": 100_000,
+    "compression.type": "lz4",
+    "queue.buffering.max.messages": 500_000,
+    "queue.buffering.max.kbytes": 1_048_576,
+    "message.timeout.ms": 120_000,
+    "socket.keepalive.enable": True,
+    "log_level": 3,
+}
+
+
+@dataclass
+class IngestStats:
+    """What the ingest stage did."""
+
+    files: int = 0
+    records: int = 0
+    malformed: int = 0
+    acked: int = 0
+    seconds: float = 0.0
+    headers: list[Header] = field(default_factory=list)
+    #: (file name, rows read, malformed rows, empty values per contract column among well-formed rows)
+    per_file: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.records / self.seconds if self.seconds > 0 else 0.0
+
+
+def check_headers(files: Sequence[tuple[str, bytes]]) -> list[Header]:
+    """Parse every header first: one refused file refuses the run before anything is sent."""
+    return [parse_header(data, name)[0] for name, data in files]
+
+
+def read_dataset_files(paths: Sequence[str | Path]) -> list[tuple[str, bytes]]:
+    """Read input files as (base name, bytes), with an InputError naming a missing file."""
+    out = []
+    for p in paths:
+        path = Path(p)
+        try:
+            out.append((path.name, path.read_bytes()))
+        except FileNotFoundError:
+            raise InputError(path, "file not found") from None
+        except IsADirectoryError:
+            raise InputError(path, "is a directory, expected a CSV file") from None
+        except PermissionError:
+            raise InputError(path, "permission denied") from None
+    return out
+
+
+def ingest_files(
+    files: Sequence[tuple[str, bytes]],
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    run_id: str,
+    producer_config: dict[str, Any] | None = None,
+    messages_out: IO[str] | None = None,
+    retry_rounds: int = 3,
+    on_progress: Callable[[int], None] | None = None,
+    stop_after: int | None = None,
+) -> IngestStats:
+    """Send every record of ``files`` (dataset order, file_index = position) to ``topic``.
+
+    ``messages_out`` receives each message as a JSON line (the run's
+    kafka_messages.jsonl). ``stop_after`` sends only that many records and
+    returns without flushing (the fault tests' "producer killed mid-file").
+    """
+    from confluent_kafka import KafkaException, Producer
+
+    started = time.perf_counter()
+    headers = check_headers(files)
+    stats = IngestStats(files=len(files), headers=headers)
+    config = {**PRODUCER_DEFAULTS, **(producer_config or {}), "bootstrap.servers": bootstrap_servers}
+    producer = Producer(config)
+    failed: list[tuple[bytes | None, bytes, str]] = []
+    acked = 0
+
+    def on_delivery(err: Any, msg: Any) -> None:
+        nonlocal acked
+        if err is None:
+            acked += 1
+        else:
+            failed.append((msg.key(), msg.value(), str(err)))
+
+    def send(key: bytes | None, value: bytes) -> None:
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                return
+            except BufferError:
+                producer.poll(0.05)  # local queue full: serve deliveries, then retry
+            except KafkaException as exc:
+                raise PipelineStageError("ingest", f"cannot produce to {topic}: {exc}") from exc
+
+    sent = 0
+    for file_index, (name, data) in enumerate(files):
+        nulls = {c: 0 for c in COLUMNS}
+        rows = malformed = 0
+        for record in iter_records(data, source_file=name, file_index=file_index):
+            rows += 1
+            if record.fields is None:
+                malformed += 1
+            else:
+                for col, value in zip(COLUMNS, record.fields):
+                    if value == "":
+                        nulls[col] += 1
+            key, value = encode(record, run_id)
+            send(key, value)
+            if messages_out is not None:
+                messages_out.write(value.decode("utf-8") + "\n")
+            sent += 1
+            if sent % 10_000 == 0:
+                producer.poll(0)
+                if on_progress:
+                    on_progress(sent)
+            if stop_after is not None and sent >= stop_after:
+                stats.records = sent
+                stats.seconds = time.perf_counter() - started
+                return stats
+        stats.records += rows
+        stats.malformed += malformed
+        stats.per_file.append({"name": name, "file_index": file_index, "rows_read": rows,
+                               "rows_malformed": malformed, "null_counts": nulls,
+                               "extra_columns": list(headers[file_index].extra_columns),
+                               "columns": list(headers[file_index].columns)})
+
+    _flush(producer, topic)
+    for attempt in range(retry_rounds):
+        if not failed:
+            break
+        retry, failed[:] = list(failed), []
+        time.sleep(min(2.0 * (attempt + 1), 5.0))
+        for key, value, _ in retry:
+            send(key, value)
+        _flush(producer, topic)
+    if failed:
+        positions = ", ".join(_position(v) for _, v, _ in failed[:10])
+        raise PipelineStageError(
+            "ingest", f"{len(failed)} message(s) not acknowledged by Kafka after {retry_rounds} "
+            f"retry rounds (first: {positions}; last error: {failed[-1][2]})",
+            hint="check the broker (pipeline-props services status); nothing was dropped silently")
+    stats.acked = acked
+    stats.seconds = time.perf_counter() - started
+    if on_progress:
+        on_progress(sent)
+    return stats
+
+
+def _flush(producer: Any, topic: str, timeout: float = 180.0) -> None:
+    remaining = producer.flush(timeout)
+    if remaining:
+        raise PipelineStageError(
+            "ingest", f"{remaining} message(s) to {topic} still queued after {timeout:.0f} s",
+            hint="is the broker up? `pipeline-props services status`")
+
+
+def _position(value: bytes) -> str:
+    try:
+        msg = decode(value)
+        return f"{msg['file']} record {msg['record']}"
+    except (ValueError, KeyError, TypeError):
+        return "<undecodable>"
+
+
+def count_topic_messages(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> int:
+    """Messages in ``topic`` (sum over partitions of high - low watermarks)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"pp-count-{topic}",
+                         "enable.auto.commit": False, "log_level": 3})
+    try:
+        md = consumer.list_topics(topic, timeout=timeout)
+        total = 0
+        for pid in md.topics[topic].partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=timeout)
+            total += high - low
+        return total
+    finally:
+        consumer.close()
+
+
+def iter_jsonl(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
+    """Decode a kafka_messages.jsonl artifact."""
+    for line in lines:
+        if line.strip():
+            yield json.loads(line)
+
+
+__all__ = ["IngestStats", "PRODUCER_DEFAULTS", "Record", "check_headers", "count_topic_messages",
+           "ingest_files", "iter_jsonl", "read_dataset_files"]

@@ -1,0 +1,137 @@
+"""ReferencePipeline: the pipeline pipeline-props ships as its system under test.
+
+CSV -> ingest (Kafka) -> transform (Spark Structured Streaming, checkpointed)
+-> staging (Postgres, idempotent per micro-batch) -> model (dbt) -> export.
+One namespace per dataset: topic, checkpoint folder and schema share its name.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from pipeline_props.errors import PipelineStageError
+from pipeline_props.infra import InfrastructureManager
+from pipeline_props.pipeline import export, ingest, model, staging, transform
+from pipeline_props.testing.protocol import TableSet
+
+
+@dataclass
+class StageTimings:
+    """Seconds and rows per stage of the last run of one namespace."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+    rows: dict[str, int] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class ReferencePipeline:
+    """The shipped CSV -> Kafka -> Spark -> Postgres -> dbt pipeline.
+
+    ``producer_config`` overrides producer settings (a fault test turns
+    idempotence off); ``sink_factory`` swaps the staging sink (a mutation test
+    installs a sink that is not idempotent on replay).
+    """
+
+    name = "reference"
+
+    def __init__(
+        self,
+        infra: InfrastructureManager,
+        *,
+        partitions: int | None = None,
+        producer_config: dict[str, Any] | None = None,
+        sink_factory: Any = None,
+        max_offsets_per_trigger: int | None = None,
+    ) -> None:
+        self.infra = infra
+        self.partitions = partitions or infra.settings.run.kafka_partitions
+        self.producer_config = producer_config
+        self.sink_factory = sink_factory or staging.StagingSink
+        self.max_offsets_per_trigger = max_offsets_per_trigger
+        self.timings: dict[str, StageTimings] = {}
+        self.messages_out: IO[str] | None = None
+
+    # -- namespace ---------------------------------------------------------
+    def checkpoint_dir(self, namespace: str) -> Path:
+        return Path(self.infra.infra.home) / "checkpoints" / namespace
+
+    def prepare(self, namespace: str) -> None:
+        self.infra.setup_kafka_topics(namespace, partitions=self.partitions)
+        staging.create_staging(self.infra.postgres_dsn, namespace)
+        self.timings.setdefault(namespace, StageTimings())
+
+    def cleanup(self, namespace: str) -> None:
+        self.infra.delete_kafka_topics(namespace)
+        staging.drop_schema(self.infra.postgres_dsn, namespace)
+        shutil.rmtree(self.checkpoint_dir(namespace), ignore_errors=True)
+        self.timings.pop(namespace, None)
+
+    # -- stages --------------------------------------------------------------
+    def ingest(self, namespace: str, files: Sequence[tuple[str, bytes]], **kwargs: Any) -> ingest.IngestStats:
+        stats = ingest.ingest_files(
+            files, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace, run_id=namespace,
+            producer_config=self.producer_config, messages_out=self.messages_out, **kwargs)
+        t = self.timings.setdefault(namespace, StageTimings())
+        t.seconds["ingest"] = t.seconds.get("ingest", 0.0) + stats.seconds
+        t.rows["ingest"] = t.rows.get("ingest", 0) + stats.records
+        return stats
+
+    def transform(self, namespace: str) -> transform.TransformStats:
+        """Run the streaming query with the availableNow trigger until the topic is drained."""
+        sink = self.sink_factory(self.infra.postgres_dsn, namespace)
+        stats = transform.run_available_now(
+            self.infra.spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
+            checkpoint_dir=str(self.checkpoint_dir(namespace)), sink=sink,
+            max_offsets_per_trigger=self.max_offsets_per_trigger, query_name=None)
+        t = self.timings.setdefault(namespace, StageTimings())
+        t.seconds["transform"] = t.seconds.get("transform", 0.0) + stats.seconds
+        t.rows["transform"] = t.rows.get("transform", 0) + stats.rows
+        return stats
+
+    def warehouse_target(self, namespace: str) -> model.WarehouseTarget:
+        infra = self.infra.infra
+        pg = self.infra.postgres
+        if pg is not None:
+            return model.WarehouseTarget(kind="postgres", schema=namespace, host="127.0.0.1",
+                                         port=pg.port, user=pg.user, dbname=pg.dbname)
+        return model.WarehouseTarget(kind="postgres", schema=namespace, host=infra.postgres_host,
+                                     port=infra.postgres_port, user=infra.postgres_user,
+                                     password=infra.postgres_password, dbname=infra.postgres_db)
+
+    def model(self, namespace: str) -> model.DbtResult:
+        """dbt build of the marts; a failing dbt test is a pipeline failure."""
+        result = model.run_dbt(self.warehouse_target(namespace))
+        t = self.timings.setdefault(namespace, StageTimings())
+        t.seconds["model"] = result.seconds
+        if not result.success:
+            raise PipelineStageError("model", "dbt build failed: " + "; ".join(result.failures[:5]))
+        return result
+
+    def wait_until_caught_up(self, namespace: str, timeout: float = 600.0) -> dict[str, Any]:
+        tstats = self.transform(namespace)
+        self.model(namespace)
+        return {"transform": tstats}
+
+    def read_tables(self, namespace: str) -> TableSet:
+        started = time.perf_counter()
+        tables = export.export_postgres(self.infra.postgres_dsn, namespace)
+        t = self.timings.setdefault(namespace, StageTimings())
+        t.seconds["export"] = time.perf_counter() - started
+        return tables
+
+    def staging_counts(self, namespace: str) -> dict[str, int]:
+        """Rows in stg_events, stg_rejects and batch_ledger (for the validators)."""
+        import psycopg
+        from psycopg import sql
+
+        out = {}
+        with psycopg.connect(self.infra.postgres_dsn) as conn:
+            for table in ("stg_events", "stg_rejects", "batch_ledger"):
+                out[table] = conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
+                    sql.Identifier(namespace), sql.Identifier(table))).fetchone()[0]
+        return out

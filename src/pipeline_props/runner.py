@@ -1,0 +1,249 @@
+"""The main job: one dataset through the pipeline under test and the oracle, checked and recorded.
+
+``run_dataset`` starts or reuses the services, refuses bad input before
+anything is sent, runs the four stages, compares every table with the DuckDB
+oracle, runs the per-stage validators and writes the artifacts folder:
+
+    artifacts/<run_id>/
+        input/<file>                  the dataset exactly as ingested
+        kafka_messages.jsonl          every message produced
+        warehouse/<table>.csv         the pipeline's five tables
+        expected/<table>.csv          the oracle's five tables
+        divergence.txt, divergence.json   only when they differ
+        validation_report.json        per-stage validator results
+        performance_metrics.json      seconds and rows/s per stage
+        metadata.json                 versions, redacted config, seed, run id
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import platform
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pipeline_props.compare import Divergence, compare, write_table_csv
+from pipeline_props.config import Settings
+from pipeline_props.contract import INGESTION_AUDIT, OUTPUT_TABLES, REJECTED_ROWS
+from pipeline_props.errors import PipelinePropsError
+from pipeline_props.pipeline.ingest import check_headers, count_topic_messages
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, str], None]  # (stage, "start" | "done")
+
+
+@dataclass
+class RunResult:
+    """Outcome of one run. ``success`` is true when every table matched and every check held."""
+
+    run_id: str
+    namespace: str
+    success: bool
+    artifacts_dir: Path
+    divergence: Divergence | None
+    validation_summary: dict[str, Any]
+    performance_metrics: dict[str, Any]
+    audit: dict[str, int]
+    schema_drift: list[tuple[str, str]] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        if self.divergence is not None and not self.divergence.ok:
+            return "DIVERGED"
+        if not self.validation_summary.get("overall_passed", False):
+            return "VALIDATION FAILED"
+        return "HELD"
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus 6 hex digits."""
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S") + "_" + uuid.uuid4().hex[:6]
+
+
+def namespace_for(run_id: str) -> str:
+    """Topic, checkpoint and schema name of a run (lower-case letters, digits, underscores)."""
+    return "pp_" + re.sub(r"[^a-z0-9_]", "_", run_id.lower())
+
+
+def versions() -> dict[str, str]:
+    """Versions of the engines involved, for metadata.json."""
+    out = {"python": platform.python_version()}
+    for dist in ("pipeline-props", "pyspark", "duckdb", "dbt-core", "dbt-postgres", "dbt-duckdb",
+                 "confluent-kafka", "psycopg", "hypothesis"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            out[dist] = "not installed"
+    return out
+
+
+def _audit_dict(tables: dict[str, list[tuple]]) -> dict[str, int]:
+    rows = tables.get(INGESTION_AUDIT) or []
+    cols = OUTPUT_TABLES[INGESTION_AUDIT]
+    return dict(zip(cols, rows[0])) if rows else {}
+
+
+def write_tableset(folder: Path, tables: dict[str, list[tuple]]) -> None:
+    """One CSV per table (NULL as an unquoted empty field, empty text as "")."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for table, rows in tables.items():
+        write_table_csv(folder / f"{table}.csv", table, rows)
+
+
+def run_dataset(
+    files: Sequence[tuple[str, bytes]],
+    *,
+    settings: Settings,
+    infra: Any = None,
+    pipeline: Any = None,
+    run_id: str | None = None,
+    seed: int | None = None,
+    scenario: str | None = None,
+    keep: bool = False,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Run ``files`` through the pipeline and the oracle; write the artifacts; never raise on a divergence.
+
+    Raises InputError (exit 2) for a refused file before anything is sent, and
+    InfrastructureError when the services cannot run.
+    """
+    from pipeline_props.oracles import run_oracle
+    from pipeline_props.validators import PipelineValidator
+
+    step = progress or (lambda stage, what: None)
+    run_id = run_id or new_run_id()
+    namespace = namespace_for(run_id)
+    headers = check_headers(files)  # refuse before any service is touched
+    out = Path(settings.run.artifacts_dir) / run_id
+    (out / "input").mkdir(parents=True, exist_ok=True)
+    for name, data in files:
+        target = out / "input" / name
+        n = 1
+        while target.exists():  # the same file twice in one dataset
+            target = out / "input" / f"{Path(name).stem}.{n}{Path(name).suffix}"
+            n += 1
+        target.write_bytes(data)
+    total_rows_hint = sum(data.count(b"\n") for _, data in files)
+
+    timings: dict[str, float] = {}
+    t_all = time.perf_counter()
+
+    step("oracle", "start")
+    t0 = time.perf_counter()
+    oracle = run_oracle(files)
+    timings["oracle"] = time.perf_counter() - t0
+    write_tableset(out / "expected", oracle.tables)
+    step("oracle", "done")
+
+    owns_infra = infra is None
+    if infra is None:
+        from pipeline_props.infra import InfrastructureManager
+
+        step("services", "start")
+        infra = InfrastructureManager(settings).start_services()
+        infra.wait_for_readiness()
+        step("services", "done")
+    if pipeline is None:
+        from pipeline_props.pipeline.reference import ReferencePipeline
+
+        pipeline = ReferencePipeline(infra)
+
+    success = False
+    try:
+        pipeline.prepare(namespace)
+        step("ingest", "start")
+        with open(out / "kafka_messages.jsonl", "w", encoding="utf-8") as messages:
+            pipeline.messages_out = messages
+            try:
+                istats = pipeline.ingest(namespace, files)
+            finally:
+                pipeline.messages_out = None
+        step("ingest", "done")
+        step("transform", "start")
+        tstats = pipeline.transform(namespace)
+        step("transform", "done")
+        step("model", "start")
+        pipeline.model(namespace)
+        step("model", "done")
+        step("export", "start")
+        actual = pipeline.read_tables(namespace)
+        step("export", "done")
+        write_tableset(out / "warehouse", actual)
+
+        divergence = compare(actual, oracle.tables)
+        if not divergence.ok:
+            (out / "divergence.txt").write_text(divergence.render(), encoding="utf-8")
+            (out / "divergence.json").write_text(json.dumps(divergence.to_json(), indent=2),
+                                                 encoding="utf-8")
+        staging = pipeline.staging_counts(namespace)
+        audit = _audit_dict(actual)
+        validation_data = {
+            "raw": {"files": istats.per_file},
+            "kafka": {"messages_produced": istats.acked,
+                      "messages_in_topic": count_topic_messages(infra.kafka_bootstrap, namespace),
+                      "rows_read": istats.records, "partitions": pipeline.partitions},
+            "spark": {"rows_in": tstats.rows,
+                      "rows_valid": staging["stg_events"], "rows_rejected": staging["stg_rejects"],
+                      "batches": tstats.batches},
+            "warehouse": {"tables": actual,
+                          "staging_rows": staging["stg_events"] + staging["stg_rejects"]},
+        }
+        summary = PipelineValidator(settings.pipeline_stages).validate_pipeline_run(run_id, validation_data)
+        summary.write_json(out / "validation_report.json")
+        summary_dict = summary.to_dict()
+
+        timings.update(pipeline.timings.get(namespace).seconds if namespace in pipeline.timings else {})
+        timings["total"] = time.perf_counter() - t_all
+        rows_read = istats.records
+        perf = {
+            "run_id": run_id,
+            "rows_read": rows_read,
+            "stages": {
+                stage: {"seconds": round(sec, 4),
+                        "rows_per_s": round(rows_read / sec, 1) if sec > 0 else None}
+                for stage, sec in timings.items()
+            },
+        }
+        (out / "performance_metrics.json").write_text(json.dumps(perf, indent=2), encoding="utf-8")
+        drift = [(h.source_file, c) for h in headers for c in h.extra_columns]
+        meta = {
+            "run_id": run_id, "namespace": namespace, "scenario": scenario, "seed": seed,
+            "files": [{"name": n, "bytes": len(d)} for n, d in files],
+            "approx_lines": total_rows_hint,
+            "pipeline": getattr(pipeline, "name", type(pipeline).__name__),
+            "versions": versions(), "config": settings.redacted(),
+            "schema_drift": drift,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+        }
+        (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        success = divergence.ok and bool(summary_dict.get("overall_passed"))
+        return RunResult(run_id=run_id, namespace=namespace, success=success, artifacts_dir=out,
+                         divergence=divergence, validation_summary=summary_dict,
+                         performance_metrics=perf, audit=audit, schema_drift=drift)
+    finally:
+        keep_it = keep or settings.run.preserve_test_data or (not success and not settings.run.cleanup_on_failure)
+        if not keep_it:
+            try:
+                pipeline.cleanup(namespace)
+            except PipelinePropsError as exc:  # cleanup must not hide the run's own error
+                log.warning("cleanup of %s failed: %s", namespace, exc)
+        if owns_infra:
+            infra.cleanup()
+
+
+def rejected_by_reason(tables: dict[str, list[tuple]]) -> dict[str, int]:
+    """Count rejected_rows per reason (for summaries)."""
+    idx = OUTPUT_TABLES[REJECTED_ROWS].index("reason")
+    counts: dict[str, int] = {}
+    for row in tables.get(REJECTED_ROWS, []):
+        counts[row[idx]] = counts.get(row[idx], 0) + 1
+    return counts
