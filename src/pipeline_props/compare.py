@@ -186,6 +186,17 @@ def _to_date(value: object) -> object:
 
 
 def _normalise_value(kind: str, value: object) -> object:
+    # Fast path: values that are already canonical (psycopg, DuckDB fetchall, the oracle).
+    exact = type(value)
+    if value is None or (exact is str and kind == "text") or (exact is int and kind == "count"):
+        return value
+    if exact is date and kind == "date":
+        return value
+    if exact is Decimal and kind in ("money", "rate"):
+        assert isinstance(value, Decimal)
+        sign, _, exponent = value.as_tuple()
+        if exponent == (-2 if kind == "money" else -4) and not (sign and not value):
+            return value
     if _is_null(value):
         return None
     value = _unwrap_numpy(value)
