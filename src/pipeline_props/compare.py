@@ -38,6 +38,9 @@ from typing import Any
 from pipeline_props import contract
 from pipeline_props.errors import DivergenceError, InputError, UsageError
 
+#: The five output tables: name -> rows in contract.OUTPUT_TABLES column order.
+TableSet = dict[str, list[tuple]]
+
 __all__ = [
     "Divergence",
     "TableDiff",

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
-TableSet = dict[str, list[tuple]]
+from pipeline_props.compare import TableSet
 
 
 @runtime_checkable
