@@ -170,14 +170,13 @@ def _fx_table() -> pa.Table:
     )
 
 
-def run_oracle(files: Sequence[tuple[str, bytes]]) -> OracleResult:
-    """Compute the contract's five output tables for a dataset.
-
-    ``files`` are (name, bytes) in dataset order; a file's index is its
-    position. Raises :class:`pipeline_props.errors.InputError` (before
-    computing anything) when a file must be refused for its header.
-    """
-    started = time.perf_counter()
+def _build(
+    files: Sequence[tuple[str, bytes]], *, full_split: bool = False
+) -> tuple[duckdb.DuckDBPyConnection, list[tuple[str, Header]]]:
+    """Check every header, then load the records into a new in-memory DuckDB
+    and build its intermediate tables (records, checked, valid, versions,
+    accepted, rejected). ``full_split`` sends every file through the splitter
+    (tests compare it with the fast path)."""
     headers: list[tuple[str, Header]] = []
     bodies: list[bytes] = []
     for name, data in files:
@@ -188,7 +187,7 @@ def run_oracle(files: Sequence[tuple[str, bytes]]) -> OracleResult:
     fast: list[pa.Table] = []
     slow: list[pa.Table] = []
     for index, ((name, header), body) in enumerate(zip(headers, bodies, strict=True)):
-        if needs_full_split(body):
+        if full_split or needs_full_split(body):
             slow.append(_slow_records(index, name, body, header))
         else:
             fast.append(_fast_lines(index, body, header.body_start))
@@ -201,12 +200,27 @@ def run_oracle(files: Sequence[tuple[str, bytes]]) -> OracleResult:
         con.register("fx", _fx_table())
         for script in _BUILD_SCRIPTS:
             con.execute(load_sql(script))
+    except BaseException:
+        con.close()
+        raise
+    return con, headers
+
+
+def run_oracle(files: Sequence[tuple[str, bytes]]) -> OracleResult:
+    """Compute the contract's five output tables for a dataset.
+
+    ``files`` are (name, bytes) in dataset order; a file's index is its
+    position. Raises :class:`pipeline_props.errors.InputError` (before
+    computing anything) when a file must be refused for its header.
+    """
+    started = time.perf_counter()
+    con, headers = _build(files)
+    try:
         tables: TableSet = {
             table: con.execute(load_sql(f"{table}.sql")).fetchall() for table in contract.OUTPUT_TABLES
         }
     finally:
         con.close()
-
     drift = tuple((name, column) for name, header in headers for column in header.extra_columns)
     return OracleResult(tables, drift, time.perf_counter() - started)
 
