@@ -1,0 +1,220 @@
+"""Model stage: build the marts of contract section 5 with dbt, in process.
+
+The dbt project is the repository's ``dbt/`` folder (or ``$PIPELINE_PROPS_DBT_DIR``).
+Each call writes a throwaway ``profiles.yml`` for one :class:`WarehouseTarget`
+(the password reaches dbt only through an environment variable whose name
+starts with ``DBT_ENV_SECRET_``, which dbt scrubs from its logs) and keeps
+dbt's target and log folders in a temporary directory, so runs never collide.
+dbt is not re-entrant, so invocations are serialised by a module-level lock.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline_props.errors import ConfigError, PipelineStageError, UsageError
+
+__all__ = ["DbtResult", "WarehouseTarget", "dbt_project_dir", "run_dbt"]
+
+#: Environment variable that overrides the location of the dbt project.
+DBT_DIR_ENV = "PIPELINE_PROPS_DBT_DIR"
+#: The profile reads the password from this variable (DBT_ENV_SECRET_* is scrubbed from logs).
+_PASSWORD_ENV = "DBT_ENV_SECRET_PIPELINE_PROPS_PASSWORD"
+_PROFILE = "pipeline_props"
+_TARGET = "run"
+_COMMANDS = frozenset({"build", "run", "test", "compile", "parse", "debug"})
+#: Node statuses that mean a failure (RunStatus/TestStatus values).
+_FAILED = frozenset({"error", "fail", "runtime error"})
+
+_dbt_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class WarehouseTarget:
+    """Where the staging tables are and the marts go: one schema of one warehouse.
+
+    ``kind="postgres"`` uses host/port/user/password/dbname; ``kind="duckdb"``
+    uses ``path`` (the database file). The password is kept out of ``repr``.
+    """
+
+    kind: Literal["postgres", "duckdb"]
+    schema: str
+    host: str = "127.0.0.1"
+    port: int = 15432
+    user: str = "postgres"
+    password: str = field(default="", repr=False)
+    dbname: str = "postgres"
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class DbtResult:
+    """Outcome of one dbt invocation.
+
+    ``failures`` names every failed test (and every node skipped because of
+    one) with dbt's message; it is empty when ``success`` is true.
+    """
+
+    success: bool
+    seconds: float
+    failures: list[str]
+
+
+def dbt_project_dir() -> Path:
+    """The dbt project folder: ``$PIPELINE_PROPS_DBT_DIR`` or the repository's ``dbt/``."""
+    override = os.environ.get(DBT_DIR_ENV)
+    if override:
+        path = Path(override).expanduser().resolve()
+        if not (path / "dbt_project.yml").is_file():
+            raise ConfigError(
+                DBT_DIR_ENV, override, "a folder holding dbt_project.yml", source="environment"
+            )
+        return path
+    path = Path(__file__).resolve().parents[3] / "dbt"
+    if not (path / "dbt_project.yml").is_file():
+        raise PipelineStageError(
+            "model",
+            f"dbt project not found at {path}",
+            hint=f"set {DBT_DIR_ENV} to the folder holding dbt_project.yml",
+        )
+    return path
+
+
+def _profile(target: WarehouseTarget, threads: int) -> dict[str, Any]:
+    output: dict[str, Any]
+    if target.kind == "postgres":
+        output = {
+            "type": "postgres",
+            "host": target.host,
+            "port": int(target.port),
+            "user": target.user,
+            "password": "{{ env_var('" + _PASSWORD_ENV + "', '') }}",
+            "dbname": target.dbname,
+            "schema": target.schema,
+            "threads": threads,
+            "connect_timeout": 10,
+        }
+    elif target.kind == "duckdb":
+        if not target.path:
+            raise UsageError("a duckdb WarehouseTarget needs path (the database file)")
+        output = {
+            "type": "duckdb",
+            "path": str(Path(target.path).resolve()),
+            "schema": target.schema,
+            "threads": threads,
+            # release the file when dbt is done, so the caller can open it
+            "keep_open": False,
+        }
+    else:
+        raise UsageError(f"unknown warehouse kind {target.kind!r}: expected postgres or duckdb")
+    return {_PROFILE: {"target": _TARGET, "outputs": {_TARGET: output}}}
+
+
+@contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for the duration of one invocation, then restore them."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+
+
+def _describe(result: Any) -> str:
+    node = getattr(result, "node", None)
+    name = getattr(node, "unique_id", None) or getattr(node, "name", "?")
+    status = str(getattr(result.status, "value", result.status))
+    message = (getattr(result, "message", None) or "").strip()
+    return f"{name} [{status}]: {message}" if message else f"{name} [{status}]"
+
+
+def run_dbt(
+    target: WarehouseTarget,
+    *,
+    command: str = "build",
+    select: str | None = None,
+    threads: int = 2,
+) -> DbtResult:
+    """Run one dbt command (default ``build``) of the project against ``target``.
+
+    Returns ``DbtResult(success=False, failures=[...])`` when dbt ran but data
+    tests failed (the nodes they made dbt skip are listed too). Raises
+    :class:`PipelineStageError` (stage ``model``) when dbt cannot run or a
+    model fails to build, naming the failing nodes.
+    """
+    if command not in _COMMANDS:
+        raise UsageError(f"dbt command {command!r} is not supported: use one of {sorted(_COMMANDS)}")
+    if threads < 1:
+        raise UsageError(f"threads must be at least 1, got {threads}")
+    project_dir = dbt_project_dir()
+    from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
+
+    with _dbt_lock, tempfile.TemporaryDirectory(prefix="pp-dbt-") as tmp:
+        work = Path(tmp)
+        (work / "profiles.yml").write_text(
+            yaml.safe_dump(_profile(target, threads), sort_keys=False), encoding="utf-8"
+        )
+        args = [
+            command,
+            "--project-dir", str(project_dir),
+            "--profiles-dir", str(work),
+            "--profile", _PROFILE,
+            "--target", _TARGET,
+            "--target-path", str(work / "target"),
+            "--log-path", str(work / "logs"),
+            "--no-send-anonymous-usage-stats",
+            "--no-version-check",
+            "--no-use-colors",
+            "--quiet",
+        ]  # fmt: skip
+        if select:
+            args += ["--select", select]
+        env = {_PASSWORD_ENV: target.password, "DO_NOT_TRACK": "1"}
+        started = time.perf_counter()
+        with _environment(env):
+            try:
+                outcome = dbtRunner().invoke(args)
+            except Exception as exc:  # dbt should report, not raise; be safe anyway
+                raise PipelineStageError("model", f"dbt {command} crashed: {exc}") from exc
+        seconds = time.perf_counter() - started
+
+    if outcome.exception is not None:
+        raise PipelineStageError("model", f"dbt {command} could not run: {outcome.exception}")
+    results = list(getattr(outcome.result, "results", None) or [])
+    broken = [
+        r
+        for r in results
+        if str(getattr(r.status, "value", r.status)) in _FAILED
+        and getattr(getattr(r, "node", None), "resource_type", None) is not None
+        and str(getattr(r.node.resource_type, "value", r.node.resource_type)) != "test"
+    ]
+    if broken:
+        raise PipelineStageError(
+            "model",
+            f"dbt {command} failed on {len(broken)} node(s): "
+            + "; ".join(_describe(r) for r in broken),
+        )
+    failures = [
+        _describe(r)
+        for r in results
+        if str(getattr(r.status, "value", r.status)) in _FAILED | {"skipped"}
+    ]
+    success = bool(outcome.success) and not failures
+    if not success and not failures:
+        failures = [f"dbt {command} reported failure without a failing node"]
+    return DbtResult(success=success, seconds=seconds, failures=failures)
