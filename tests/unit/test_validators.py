@@ -608,3 +608,68 @@ def test_validators_do_not_mutate_their_input() -> None:
     before = copy.deepcopy(data)
     PipelineValidator(SETTINGS).validate_pipeline_run("r11", data)
     assert data == before
+
+
+# --- agreement with the real encoder and the oracle -----------------------------------------
+
+_HEADER = ",".join(c.COLUMNS) + ",note\n"
+_ROW = "e{i},o{i},c1,p1,toys,na,Online,2,10.50,,usd,2024-01-02T10:00:00Z,x\n"
+_DIRTY = (
+    "".join(_ROW.format(i=i) for i in range(20))
+    + _ROW.format(i=3)  # an exact duplicate
+    + "e90,o1,c1,p1,toys,XX,online,2,10.50,,usd,2024-01-02T10:00:00Z,x\n"  # UNKNOWN_CODE
+    + "bad,row\n"  # MALFORMED_ROW
+    + "e91,o1,c1,p1,toys,na,online,2,10.50,,usd,2024-01-02T10:00:00Z,x\n"
+    + "e91,o1,c1,p1,toys,na,online,3,10.50,,usd,2024-01-02T10:00:00Z,x\n"  # conflicting
+    + ",o1,c1,p1,toys,na,online,2,10.50,,usd,2024-01-02T10:00:00Z,x\n"  # MISSING_FIELD
+)
+
+
+def _real_run_data() -> dict[str, Any]:
+    """validation_data built the way the runner builds it, from the real reader, encoder and oracle."""
+    from pipeline_props.oracles import run_oracle
+    from pipeline_props.pipeline.ingest import check_headers
+    from pipeline_props.pipeline.messages import encode
+    from pipeline_props.pipeline.reader import iter_records
+
+    files = [("a.csv", (_HEADER + _DIRTY).encode()), ("b.csv", (_HEADER + _ROW.format(i=50)).encode())]
+    headers = check_headers(files)
+    per_file, messages = [], []
+    for index, (name, data) in enumerate(files):
+        nulls, rows, malformed = dict.fromkeys(c.COLUMNS, 0), 0, 0
+        for record in iter_records(data, source_file=name, file_index=index):
+            rows += 1
+            messages.append(encode(record, "sim")[1])
+            if record.fields is None:
+                malformed += 1
+            else:
+                for column, value in zip(c.COLUMNS, record.fields):
+                    nulls[column] += value == ""
+        per_file.append({"name": name, "file_index": index, "rows_read": rows,
+                         "rows_malformed": malformed, "null_counts": nulls,
+                         "extra_columns": list(headers[index].extra_columns),
+                         "columns": list(headers[index].columns)})
+    total = len(messages)
+    return {
+        "raw": {"files": per_file},
+        "kafka": {"messages_produced": total, "messages_in_topic": total, "rows_read": total,
+                  "partitions": 2, "messages": messages},
+        "warehouse": {"tables": run_oracle(files).tables},
+    }
+
+
+def test_real_encoder_oracle_and_reader_satisfy_every_pipeline_check() -> None:
+    summary = PipelineValidator(SETTINGS).validate_pipeline_run("sim", _real_run_data())
+    pipeline_checks = [(s.stage, ch) for s in summary.stage_results for ch in s.checks
+                       if ch.details["kind"] == "pipeline"]
+    assert {(stage, ch.check_name) for stage, ch in pipeline_checks} == {
+        ("kafka", "schema_compliance"), ("kafka", "row_count_conservation"),
+        ("warehouse", "schema_compliance"), ("warehouse", "row_count_conservation")}
+    for stage, ch in pipeline_checks:
+        assert ch.passed, (stage, ch)
+    # The dataset is dirty on purpose (6 of 27 rows rejected or duplicate): a data failure.
+    quality = check(summary.stage_results[-1], "data_quality_score")
+    assert not quality.passed and quality.details["rows_accepted"] == 21
+    assert quality.details["rows_read"] == 27
+    assert check(summary.stage_results[0], "schema_compliance").details["schema_drift"] == [
+        {"file": "a.csv", "column": "note"}, {"file": "b.csv", "column": "note"}]
