@@ -19,22 +19,25 @@ _CURRENCIES = ("USD", "EUR", "gbp", "JPY", "CAD")
 
 
 def make_sales_csv(rows: int) -> bytes:
-    """A deterministic sales file: mostly valid rows, with returns, identical and
-    conflicting duplicates, and some rejects (bad code, bad date, short record)."""
+    """A deterministic sales file with no quotes: mostly valid rows, with returns,
+    identical duplicates (spelled differently), conflicting duplicates and some
+    rejects (unknown region, invalid month, short records)."""
     out = [",".join(contract.COLUMNS)]
     for i in range(rows):
-        event = i if i % 50 else i - 1  # every 50th row repeats the previous event
-        quantity = (i % 7) - 2 or 3
-        price = f"{(i * 37) % 100000 // 100}.{i % 100:02d}"
-        discount = "" if i % 3 else f"0.{i % 1000:03d}"
-        day = 1 + i % 28
-        offset = ("Z", "+05:30", "-08:00")[i % 3]
-        region = _REGIONS[i % 4] if i % 997 else "XX"
-        month = 1 + i % 12 if i % 1009 else 13
+        # every 50th row repeats the previous event: identically, except every
+        # 150th, which changes the quantity (a conflict)
+        e = i - 1 if i % 50 == 0 and i else i
+        quantity = (e % 7) - 2 or 3
+        if i % 150 == 0 and i:
+            quantity += 1
+        region = _REGIONS[e % 4] if e % 997 else "XX"
+        month = 1 + e % 12 if e % 1009 else 13
+        offset = ("Z", "+05:30", "-08:00")[e % 3]
         record = (
-            f"E{event},O{event // 3},C{event % 5000},P{event % 700},cat{event % 11},"
-            f"{region},{_CHANNELS[i % 3]},{quantity},{price},{discount},"
-            f"{_CURRENCIES[i % 5]},2024-{month:02d}-{day:02d}T{i % 24:02d}:{i % 60:02d}:00{offset}"
+            f"E{e},O{e // 3},C{e % 5000},P{e % 700},cat{e % 11},"
+            f"{region if i % 2 else region.lower()},{_CHANNELS[e % 3]},{quantity},"
+            f"{(e * 37) % 100000 // 100}.{e % 100:02d},{'' if e % 3 else f'0.{e % 1000:03d}'},"
+            f"{_CURRENCIES[e % 5]},2024-{month:02d}-{1 + e % 28:02d}T{e % 24:02d}:{e % 60:02d}:00{offset}"
         )
         out.append(record if i % 4999 else "short,record")
     return ("\n".join(out) + "\n").encode()

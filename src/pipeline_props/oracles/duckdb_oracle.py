@@ -4,7 +4,8 @@ Independent of the pipeline under test by construction: it imports nothing
 from ``pipeline_props.pipeline``, only the contract's constants and the error
 types. Records are cut by :mod:`pipeline_props.oracles.splitter` (the exact
 path) or, for files whose records are plain lines (no quote, no ``\\r``, valid
-UTF-8), by splitting lines with Arrow and fields with DuckDB (the fast path).
+UTF-8), by vectorised Arrow compute (the fast path); both give the same
+``records`` table, registered in DuckDB as an Arrow table (no row inserts).
 Everything after that - typing, validation, duplicates, amounts, aggregation -
 is SQL in ``oracles/sql/*.sql``, run in a private in-memory DuckDB.
 """
@@ -29,21 +30,20 @@ from pipeline_props.oracles.splitter import Header, needs_full_split, read_heade
 TableSet = dict[str, list[tuple]]
 
 #: SQL that builds the intermediate tables, in order.
-_BUILD_SCRIPTS: tuple[str, ...] = ("01_records.sql", "02_checked.sql", "03_events.sql")
+_BUILD_SCRIPTS: tuple[str, ...] = ("checked.sql", "events.sql")
 
-_FAST_SCHEMA = pa.schema(
-    [("file_index", pa.int32()), ("record_number", pa.int64()), ("raw", pa.large_string())]
-)
-_SLOW_SCHEMA = pa.schema(
+#: The records table both paths produce (registered in DuckDB as ``records``):
+#: one row per counted record, the contract's fields unquoted and trimmed, all
+#: NULL when the record is malformed.
+_RECORDS_SCHEMA = pa.schema(
     [
         ("file_index", pa.int32()),
         ("record_number", pa.int64()),
         ("raw", pa.large_string()),
-        ("problem", pa.string()),
-        ("parts", pa.list_(pa.string())),
+        ("malformed", pa.bool_()),
+        *((column, pa.large_string()) for column in contract.COLUMNS),
     ]
 )
-
 
 @dataclass(frozen=True)
 class OracleResult:
@@ -87,6 +87,12 @@ def _placeholders() -> dict[str, str]:
         YEAR_MAX=_literal(contract.YEAR_MAX),
         MAX_OFFSET_MINUTES=_literal(contract.MAX_OFFSET_MINUTES),
         ID_MAX=_literal(contract.ID_MAX_CODE_POINTS),
+        FX_RATE_OF_CURRENCY="(CASE currency "
+        + " ".join(
+            f"WHEN {_literal(code)} THEN CAST({_literal(str(rate))} AS DECIMAL(7, 6))"
+            for code, rate in contract.FX_RATES_TO_USD.items()
+        )
+        + " END)",
     )
     return values
 
@@ -102,70 +108,70 @@ def load_sql(name: str) -> str:
     return text
 
 
-def _fast_lines(file_index: int, body: bytes, start: int) -> pa.Table:
-    """Records of a quote-free, CR-free, valid UTF-8 file: its non-empty lines."""
-    text = memoryview(body)[start:]
+def _fast_records(file_index: int, body: bytes, header: Header) -> pa.Table:
+    """Records of a file with no quote, no ``\\r`` and valid UTF-8, vectorised.
+
+    Such a file's records are exactly its non-empty ``\\n``-separated lines
+    and its fields the comma-separated parts of a line, so Arrow compute can
+    cut it without a per-record Python step.
+    """
+    text = memoryview(body)[header.body_start :]
     offsets = pa.array([0, len(text)], pa.int64()).buffers()[1]
     whole = pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(text))
     lines = pc.split_pattern(whole, "\n").flatten()
     lines = lines.filter(pc.greater(pc.binary_length(lines), 0))
     count = len(lines)
+    parts = pc.split_pattern(lines, ",")
+    good = pc.equal(pc.list_value_length(parts), len(header.names)).to_numpy(zero_copy_only=False)
+    starts = np.asarray(parts.offsets)[:-1].astype(np.int64)
+    values = parts.flatten()
+    fields = []
+    for column in contract.COLUMNS:
+        at = pa.array(starts + header.names.index(column), mask=~good)
+        fields.append(pc.utf8_trim(values.take(at), " \t").cast(pa.large_string()))
     return pa.table(
         [
             pa.array(np.full(count, file_index, dtype=np.int32)),
             pa.array(np.arange(1, count + 1, dtype=np.int64)),
             lines,
+            pa.array(~good),
+            *fields,
         ],
-        schema=_FAST_SCHEMA,
+        schema=_RECORDS_SCHEMA,
     )
 
 
-def _slow_records(file_index: int, name: str, body: bytes, header: Header) -> pa.Table:
-    """Records of any file, cut by the splitter."""
+def _split_records(file_index: int, name: str, body: bytes, header: Header) -> pa.Table:
+    """Records of any file, cut by the splitter (the exact path)."""
+    positions = [header.names.index(column) for column in contract.COLUMNS]
     numbers: list[int] = []
     raws: list[str] = []
-    problems: list[str | None] = []
-    parts: list[tuple[str, ...] | None] = []
+    malformed: list[bool] = []
+    fields: list[list[str | None]] = [[] for _ in positions]
     for record in split_records(file_index, name, body, header):
         numbers.append(record.record_number)
         raws.append(record.raw)
-        problems.append(record.malformed)
-        parts.append(record.fields)
+        values = record.fields
+        malformed.append(values is None)
+        for out, at in zip(fields, positions, strict=True):
+            out.append(None if values is None else values[at])
     return pa.table(
         [
             pa.array(np.full(len(numbers), file_index, dtype=np.int32)),
             pa.array(numbers, pa.int64()),
             pa.array(raws, pa.large_string()),
-            pa.array(problems, pa.string()),
-            pa.array(parts, pa.list_(pa.string())),
+            pa.array(malformed, pa.bool_()),
+            *(pa.array(values, pa.large_string()) for values in fields),
         ],
-        schema=_SLOW_SCHEMA,
+        schema=_RECORDS_SCHEMA,
     )
 
 
-def _file_columns(headers: Sequence[tuple[str, Header]]) -> pa.Table:
-    """Per file: name, field count and 1-based position of each contract column."""
-    columns: dict[str, list[object]] = {
-        "file_index": list(range(len(headers))),
-        "source_file": [name for name, _ in headers],
-        "ncols": [len(h.names) for _, h in headers],
-    }
-    for column in contract.COLUMNS:
-        columns[f"p_{column}"] = [h.names.index(column) + 1 for _, h in headers]
+def _files_table(names: Sequence[str]) -> pa.Table:
     return pa.table(
         {
-            key: pa.array(values, pa.string() if key == "source_file" else pa.int32())
-            for key, values in columns.items()
-        }
-    )
-
-
-def _fx_table() -> pa.Table:
-    currencies = list(contract.FX_RATES_TO_USD)
-    return pa.table(
-        {
-            "currency": pa.array(currencies, pa.string()),
-            "rate": pa.array([contract.FX_RATES_TO_USD[c] for c in currencies], pa.decimal128(7, 6)),
+            "file_index": pa.array(range(len(names)), pa.int32()),
+            "source_file": pa.array(names, pa.string()),
         }
     )
 
@@ -174,8 +180,8 @@ def _build(
     files: Sequence[tuple[str, bytes]], *, full_split: bool = False
 ) -> tuple[duckdb.DuckDBPyConnection, list[tuple[str, Header]]]:
     """Check every header, then load the records into a new in-memory DuckDB
-    and build its intermediate tables (records, checked, valid, versions,
-    accepted, rejected). ``full_split`` sends every file through the splitter
+    and build its intermediate tables (checked, versions, accepted,
+    rejected; records and files are registered Arrow tables). ``full_split`` sends every file through the splitter
     (tests compare it with the fast path)."""
     headers: list[tuple[str, Header]] = []
     bodies: list[bytes] = []
@@ -184,20 +190,17 @@ def _build(
         headers.append((name, read_header(name, body)))
         bodies.append(body)
 
-    fast: list[pa.Table] = []
-    slow: list[pa.Table] = []
+    tables: list[pa.Table] = []
     for index, ((name, header), body) in enumerate(zip(headers, bodies, strict=True)):
         if full_split or needs_full_split(body):
-            slow.append(_slow_records(index, name, body, header))
+            tables.append(_split_records(index, name, body, header))
         else:
-            fast.append(_fast_lines(index, body, header.body_start))
+            tables.append(_fast_records(index, body, header))
 
     con = duckdb.connect(":memory:")
     try:
-        con.register("fast_lines", pa.concat_tables(fast) if fast else _FAST_SCHEMA.empty_table())
-        con.register("slow_records", pa.concat_tables(slow) if slow else _SLOW_SCHEMA.empty_table())
-        con.register("file_columns", _file_columns(headers))
-        con.register("fx", _fx_table())
+        con.register("records", pa.concat_tables(tables) if tables else _RECORDS_SCHEMA.empty_table())
+        con.register("files", _files_table([name for name, _ in headers]))
         for script in _BUILD_SCRIPTS:
             con.execute(load_sql(script))
     except BaseException:

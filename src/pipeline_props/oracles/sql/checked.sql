@@ -1,17 +1,21 @@
 -- Validation (contract section 2 with SPEC section 6): every record with its
 -- reason (NULL when valid) and, for valid rows, its normalised values.
+-- Input: records(file_index, record_number, raw, malformed, <the twelve
+-- contract columns>), registered by duckdb_oracle.py: the fields unquoted and
+-- trimmed of spaces and tabs, all NULL when the record is malformed.
 -- Columns are checked in contract order; within a column: missing, then
 -- format, then range or code list. Numbers are only cast after their regular
 -- expression matched, so no cast leniency can accept what the pattern refuses.
--- ASCII-only case folding uses translate() on the 26 ASCII letters: DuckDB's
--- upper()/lower() follow Unicode and would map 'ſ' to 'S'.
+-- ASCII-only case folding: DuckDB's upper()/lower() follow Unicode (upper('ſ')
+-- is 'S'), so they are applied only to pure ASCII values (as many bytes as
+-- code points); any other value folds to '' and is not a known code.
 CREATE OR REPLACE TEMP TABLE checked AS
 WITH formats AS (
     SELECT
         *,
-        translate(region, 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ') AS region_norm,
-        translate(channel, 'ABCDEFGHIJKLMNOPQRSTUVWXYZ', 'abcdefghijklmnopqrstuvwxyz') AS channel_norm,
-        translate(currency, 'abcdefghijklmnopqrstuvwxyz', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ') AS currency_norm,
+        CASE WHEN strlen(region) = length(region) THEN upper(region) ELSE '' END AS region_norm,
+        CASE WHEN strlen(channel) = length(channel) THEN lower(channel) ELSE '' END AS channel_norm,
+        CASE WHEN strlen(currency) = length(currency) THEN upper(currency) ELSE '' END AS currency_norm,
         regexp_full_match(quantity, '[+-]?[0-9]{1,9}') AS quantity_ok,
         regexp_full_match(unit_price, '[+-]?[0-9]{1,9}(\.[0-9]{1,2})?') AS unit_price_ok,
         regexp_full_match(discount, '[+-]?[0-9]{1,3}(\.[0-9]{1,3})?') AS discount_ok,
@@ -66,14 +70,9 @@ WITH formats AS (
         AND t_off_minute <= 59
         AND t_off_hour * 60 + t_off_minute <= {{MAX_OFFSET_MINUTES}} AS event_time_real
     FROM numbers
-)
-SELECT
-    file_index, source_file, record_number, raw,
-    event_id, order_id, customer_id, product_id, category,
-    region_norm AS region, channel_norm AS channel, q AS quantity, p AS unit_price,
-    d AS discount, currency_norm AS currency,
-    t_year, t_month, t_day, t_hour, t_minute, t_second, t_micros,
-    t_sign, t_off_hour, t_off_minute,
+), reasons AS (
+    SELECT
+        *,
     CASE
         WHEN malformed THEN {{MALFORMED_ROW}}
 
@@ -112,4 +111,27 @@ SELECT
         WHEN NOT event_time_real THEN {{INVALID_FORMAT}}
         WHEN t_year < {{YEAR_MIN}} OR t_year > {{YEAR_MAX}} THEN {{OUT_OF_RANGE}}
     END AS reason
-FROM calendar;
+    FROM calendar
+), civil AS (
+    -- days_from_civil (proleptic Gregorian) for the UTC instant; only used
+    -- for valid rows, whose year is 2000-2099, so // (truncating) is floor.
+    SELECT
+        *,
+        t_year - CASE WHEN t_month <= 2 THEN 1 ELSE 0 END AS cy,
+        (153 * (t_month + CASE WHEN t_month > 2 THEN -3 ELSE 9 END) + 2) // 5 + t_day - 1 AS doy
+    FROM reasons
+)
+SELECT
+    file_index, record_number, reason,
+    event_id, order_id, customer_id, product_id, category,
+    region_norm AS region, channel_norm AS channel, q AS quantity, p AS unit_price,
+    d AS discount, currency_norm AS currency,
+    -- event_time as the UTC instant, in microseconds since 1970-01-01
+    CASE WHEN reason IS NULL THEN
+        (CAST(cy // 400 AS BIGINT) * 146097 + (cy % 400) * 365 + (cy % 400) // 4 - (cy % 400) // 100
+         + doy - 719468) * 86400000000
+        + (CAST(t_hour AS BIGINT) * 3600 + t_minute * 60 + t_second
+           - t_sign * (t_off_hour * 3600 + t_off_minute * 60)) * 1000000
+        + t_micros
+    END AS event_us
+FROM civil;

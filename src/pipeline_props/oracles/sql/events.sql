@@ -1,33 +1,13 @@
--- Duplicates and amounts (contract sections 3 and 4).
--- valid: the valid rows, normalised; event_time as the UTC instant in
--- microseconds since 1970-01-01 (days from the civil date by integer
--- arithmetic, so no timestamp parser is involved).
-CREATE OR REPLACE TEMP TABLE valid AS
-WITH shifted AS (
-    SELECT *, t_year - CASE WHEN t_month <= 2 THEN 1 ELSE 0 END AS cy
-    FROM checked
-    WHERE reason IS NULL
-), civil AS (
-    -- days_from_civil (proleptic Gregorian); cy >= 1999 here, so // is floor
-    SELECT *,
-        cy // 400 AS era,
-        cy - (cy // 400) * 400 AS yoe,
-        (153 * (t_month + CASE WHEN t_month > 2 THEN -3 ELSE 9 END) + 2) // 5 + t_day - 1 AS doy
-    FROM shifted
-)
-SELECT
-    file_index, record_number, event_id, order_id, customer_id, product_id, category,
-    region, channel, quantity, unit_price, discount, currency,
-    (CAST(era AS BIGINT) * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468) * 86400000000
-        + (CAST(t_hour AS BIGINT) * 3600 + t_minute * 60 + t_second
-           - t_sign * (t_off_hour * 3600 + t_off_minute * 60)) * 1000000
-        + t_micros AS event_us
-FROM civil;
-
--- versions: one row per event_id over valid rows. All versions identical when
--- every normalised value has min = max (decimals compare by value, so 5.0 and
--- 5.00 are equal; text compares as written).
+-- Duplicates and amounts (contract sections 3 and 4), over checked.sql's rows.
+--
+-- versions: every event_id with more than one valid row (most events have
+-- one, so the exact comparison runs only on these). All versions are
+-- identical when every normalised value has min = max: decimals compare by
+-- value (5.0 = 5.00), text as written, event_time as the UTC instant.
 CREATE OR REPLACE TEMP TABLE versions AS
+WITH repeated AS (
+    SELECT event_id FROM checked WHERE reason IS NULL GROUP BY event_id HAVING count(*) > 1
+)
 SELECT
     event_id,
     count(*) AS copies,
@@ -42,42 +22,63 @@ SELECT
     min(region) AS region, min(channel) AS channel, min(quantity) AS quantity,
     min(unit_price) AS unit_price, min(discount) AS discount,
     min(currency) AS currency, min(event_us) AS event_us
-FROM valid
+FROM checked
+SEMI JOIN repeated USING (event_id)
+WHERE reason IS NULL
 GROUP BY event_id;
 
--- accepted: one row per accepted event with its amounts. Exact decimals all
--- the way (no DOUBLE): DuckDB's round() on DECIMAL rounds half away from zero
--- (tested in tests/unit/test_oracle.py). The casts keep every product inside
--- DuckDB's DECIMAL(18) fast path only where the bound is proven: |q * p| is at
--- most 1e11, so the line has at most 12 integer digits; the conversion is
--- widened to 20 digits because 1e11 * 1.265 with 8 places does not fit 18.
+-- accepted: one row per accepted event (single versions, plus one row for
+-- each all-identical event) with its amounts. Exact decimals throughout, no
+-- DOUBLE: DuckDB's round() on DECIMAL rounds half away from zero (proved in
+-- tests/unit/test_oracle.py). DuckDB keeps a product of two DECIMAL(<=18)
+-- in 18 digits and fails on overflow, so the widths are chosen: |q * p| is at
+-- most 1e11 (12 integer digits, 5 places fit 18), and the conversion is
+-- widened to 20 digits since 1.265e11 with 8 places does not fit 18.
 CREATE OR REPLACE TEMP TABLE accepted AS
-WITH lines AS (
-    SELECT v.*, fx.rate,
-        CAST(round(CAST(v.quantity AS DECIMAL(6, 0)) * CAST(v.unit_price AS DECIMAL(9, 2))
-                   * (CAST(1 AS DECIMAL(4, 3)) - CAST(v.discount AS DECIMAL(4, 3))), 2)
+WITH events AS (
+    SELECT order_id, customer_id, product_id, category, region,
+           quantity, unit_price, discount, currency, event_us
+    FROM checked
+    ANTI JOIN versions USING (event_id)
+    WHERE reason IS NULL
+    UNION ALL
+    SELECT order_id, customer_id, product_id, category, region,
+           quantity, unit_price, discount, currency, event_us
+    FROM versions
+    WHERE identical
+), lines AS (
+    SELECT
+        *,
+        CAST(round(CAST(quantity AS DECIMAL(6, 0)) * CAST(unit_price AS DECIMAL(9, 2))
+                   * (CAST(1 AS DECIMAL(4, 3)) - CAST(discount AS DECIMAL(4, 3))), 2)
              AS DECIMAL(18, 2)) AS line_amount
-    FROM versions AS v
-    JOIN fx USING (currency)
-    WHERE v.identical
+    FROM events
 )
+-- Only what the output tables need is kept: copying wide rows of text is
+-- the main cost at a million rows.
 SELECT
-    event_id, order_id, customer_id, product_id, category, region, channel,
-    quantity, unit_price, discount, currency, line_amount,
-    CAST(round(CAST(line_amount AS DECIMAL(20, 2)) * rate, 2) AS DECIMAL(18, 2)) AS amount_usd,
+    order_id, customer_id, product_id, category, region, quantity, line_amount,
+    CAST(round(CAST(line_amount AS DECIMAL(20, 2)) * {{FX_RATE_OF_CURRENCY}}, 2) AS DECIMAL(18, 2))
+        AS amount_usd,
     DATE '1970-01-01' + CAST(event_us // 86400000000 AS INTEGER) AS sale_date
 FROM lines;
 
--- rejected: every rejected row, conflicting duplicates included.
+-- rejected: every rejected row, conflicting duplicates included, with its
+-- file name and raw record text.
 CREATE OR REPLACE TEMP TABLE rejected AS
-SELECT source_file, record_number,
-       CASE WHEN reason <> {{MALFORMED_ROW}} THEN nullif(event_id, '') END AS event_id,
-       reason, raw AS raw_record
-FROM checked
-WHERE reason IS NOT NULL
-UNION ALL
-SELECT c.source_file, c.record_number, c.event_id, {{CONFLICTING_DUPLICATE}} AS reason,
-       c.raw AS raw_record
-FROM checked AS c
-JOIN versions AS v USING (event_id)
-WHERE c.reason IS NULL AND NOT v.identical;
+WITH reasons AS (
+    SELECT file_index, record_number,
+           CASE WHEN reason <> {{MALFORMED_ROW}} THEN nullif(event_id, '') END AS event_id,
+           reason
+    FROM checked
+    WHERE reason IS NOT NULL
+    UNION ALL
+    SELECT c.file_index, c.record_number, c.event_id, {{CONFLICTING_DUPLICATE}} AS reason
+    FROM checked AS c
+    JOIN versions AS v USING (event_id)
+    WHERE c.reason IS NULL AND NOT v.identical
+)
+SELECT f.source_file, x.record_number, x.event_id, x.reason, r.raw AS raw_record
+FROM reasons AS x
+JOIN records AS r USING (file_index, record_number)
+JOIN files AS f USING (file_index);

@@ -1,7 +1,7 @@
 -- ingestion_audit (contract section 5), one row per dataset (also when empty).
 SELECT
     (SELECT count(*) FROM records) AS rows_read,
-    (SELECT count(*) FROM versions WHERE identical) AS rows_accepted,
+    (SELECT count(*) FROM accepted) AS rows_accepted,
     (SELECT coalesce(sum(copies - 1), 0) FROM versions WHERE identical) AS rows_duplicate,
     (SELECT count(*) FROM rejected) AS rows_rejected,
     (SELECT count(*) FROM rejected WHERE reason = {{MALFORMED_ROW}}) AS rejected_malformed_row,
