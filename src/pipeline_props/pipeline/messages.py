@@ -41,31 +41,56 @@ def _prefix(run_id: str, source_file: str, file_index: int) -> str:
     )
 
 
+# The columns _plain_fields writes, spelled out for speed; checked against the contract.
+_PLAIN_COLUMNS: Final = (
+    "event_id", "order_id", "customer_id", "product_id", "category", "region",
+    "channel", "quantity", "unit_price", "discount", "currency", "event_time",
+)  # fmt: skip
+if _PLAIN_COLUMNS != COLUMNS:  # pragma: no cover - guards an edit of contract.COLUMNS
+    raise RuntimeError("messages._plain_fields is out of date with contract.COLUMNS")
+
+
 def encode(record: Record, run_id: str) -> tuple[bytes | None, bytes]:
     """Encode a record as a Kafka (key, value) pair for run ``run_id``."""
     fields = record.fields
     malformed = record.malformed
-    text = (
-        _prefix(run_id, record.source_file, record.file_index)
-        + str(int(record.record_number))
-        + ',"raw":'
-        + encode_basestring(record.raw)
-        + ',"malformed":'
-        + ("null" if malformed is None else encode_basestring(malformed))
-        + ',"fields":'
-        + ("null" if fields is None else _FIELDS_TEMPLATE % tuple(map(encode_basestring, fields)))
-        + "}"
+    head = (
+        f"{_prefix(run_id, record.source_file, record.file_index)}{int(record.record_number)}"
+        f',"raw":{encode_basestring(record.raw)},"malformed":'
+        f'{"null" if malformed is None else encode_basestring(malformed)},"fields":'
     )
+    key = None
+    if fields is None:
+        text = head + "null}"
+    else:
+        if fields[0]:
+            key = fields[0].encode("utf-8")
+        # JSON escapes character by character, so when the values joined by a
+        # comma (never escaped) need no escaping, no single value does.
+        joined = ",".join(fields)
+        if len(encode_basestring(joined)) == len(joined) + 2:
+            text = _plain_fields(head, *fields)
+        else:
+            text = f"{head}{_FIELDS_TEMPLATE % tuple(map(encode_basestring, fields))}}}"
     try:
         value = text.encode("utf-8")
     except UnicodeEncodeError:
         # Only a lone surrogate gets here (a file name read with surrogateescape);
         # "\udcff" is a valid JSON escape for it, so the message stays JSON.
         value = text.encode("utf-8", "backslashreplace")
-    key = None
-    if fields is not None and fields[0]:
-        key = fields[0].encode("utf-8")
     return key, value
+
+
+def _plain_fields(
+    head: str, a: str, b: str, c: str, d: str, e: str, f: str,
+    g: str, h: str, i: str, j: str, k: str, m: str,
+) -> str:  # fmt: skip
+    # One f-string: about twice as fast as _FIELDS_TEMPLATE % fields.
+    return (
+        f'{head}{{"event_id":"{a}","order_id":"{b}","customer_id":"{c}","product_id":"{d}",'
+        f'"category":"{e}","region":"{f}","channel":"{g}","quantity":"{h}",'
+        f'"unit_price":"{i}","discount":"{j}","currency":"{k}","event_time":"{m}"}}}}'
+    )
 
 
 def decode(value: bytes) -> dict[str, Any]:
