@@ -272,7 +272,7 @@ _NO_SALE = Sale(None, "o0", "c0", "p0", "toys", "NA", "online", "USD", 1, 100, N
                 datetime(2024, 1, 1), 0, 0)  # placeholder for corrupt entries
 _ROLLS = st.integers(0, 999)
 _DUP_KINDS = st.sampled_from(("identical", "respelled", "conflicting", "rejected version"))
-_SOURCES = st.integers(0, 10**6)
+_SOURCES = st.integers(0, 63)
 
 
 # --- entries ---------------------------------------------------------------------------------
@@ -456,8 +456,12 @@ def _assemble(formats: list[FileFormat], entries: list[_Entry]) -> SalesDataset:
                              bad.malformation == "unclosed quote at EOF"))
             continue
         if entry.kind == "dup" and valid:
-            src = entries[valid[entry.src % len(valid)]]
-            src_id = ids[valid[entry.src % len(valid)]]
+            # src 0 is the nearest valid row before this one (or after, if none is before),
+            # so deleting unrelated rows while shrinking keeps the pair together.
+            before = [j for j in valid if j < k]
+            pool = before[::-1] or [j for j in valid if j > k]
+            j = pool[entry.src % len(pool)]
+            src, src_id = entries[j], ids[j]
             original = spell(src.sale, src.spelling, event_id=src_id)
             if entry.dup == "conflicting":
                 values = spell(_conflict(src.sale, entry.conflict), entry.spelling, event_id=src_id)

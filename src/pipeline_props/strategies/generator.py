@@ -241,7 +241,7 @@ def _corrupt(values: dict[str, str], label: str, k: int) -> bytes:
     elif what == "quote inside unquoted":
         cells[7] = cells[7][:1] + b'"' + cells[7][1:]
     else:
-        cells[0] = b'"' + cells[0] + b'"x'
+        cells[0] = b'"' + cells[0] + b'" x'
     return b",".join(cells)
 
 
