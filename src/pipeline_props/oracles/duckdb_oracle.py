@@ -12,6 +12,7 @@ is SQL in ``oracles/sql/*.sql``, run in a private in-memory DuckDB.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -45,6 +46,7 @@ _RECORDS_SCHEMA = pa.schema(
     ]
 )
 
+
 @dataclass(frozen=True)
 class OracleResult:
     """What the oracle computed for one dataset."""
@@ -69,11 +71,11 @@ def _literal(value: object) -> str:
     raise TypeError(f"no SQL literal for {value!r}")
 
 
+@functools.cache
 def _placeholders() -> dict[str, str]:
     """``{{NAME}}`` -> SQL text, all taken from :mod:`pipeline_props.contract`."""
     values: dict[str, str] = {reason: _literal(reason) for reason in contract.REASONS}
     values.update(
-        TRIM="(' ' || chr(9))",
         REGIONS=", ".join(map(_literal, contract.REGIONS)),
         CHANNELS=", ".join(map(_literal, contract.CHANNELS)),
         CURRENCIES=", ".join(map(_literal, contract.CURRENCIES)),
@@ -97,6 +99,7 @@ def _placeholders() -> dict[str, str]:
     return values
 
 
+@functools.cache
 def load_sql(name: str) -> str:
     """The text of ``oracles/sql/<name>`` with its contract placeholders filled in."""
     text = resources.files("pipeline_props.oracles").joinpath("sql", name).read_text("utf-8")
@@ -179,10 +182,13 @@ def _files_table(names: Sequence[str]) -> pa.Table:
 def _build(
     files: Sequence[tuple[str, bytes]], *, full_split: bool = False
 ) -> tuple[duckdb.DuckDBPyConnection, list[tuple[str, Header]]]:
-    """Check every header, then load the records into a new in-memory DuckDB
-    and build its intermediate tables (checked, versions, accepted,
-    rejected; records and files are registered Arrow tables). ``full_split`` sends every file through the splitter
-    (tests compare it with the fast path)."""
+    """Check every header, then load the records into a new in-memory DuckDB.
+
+    Builds the intermediate tables checked, versions, accepted and rejected
+    (records and files are registered Arrow tables). ``full_split`` sends
+    every file through the splitter (tests compare it with the fast path).
+    The caller closes the connection.
+    """
     headers: list[tuple[str, Header]] = []
     bodies: list[bytes] = []
     for name, data in files:
