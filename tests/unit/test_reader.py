@@ -416,7 +416,11 @@ def _field_bytes() -> st.SearchStrategy[bytes]:
 
 
 def _record_bytes(count: int) -> st.SearchStrategy[bytes]:
-    return st.lists(_field_bytes(), min_size=count - 1, max_size=count + 1).map(b",".join)
+    quoted = _field_bytes().map(lambda b: b if b.startswith(b'"') else b'"' + b.replace(b'"', b"") + b'"')
+    return st.one_of(
+        st.lists(_field_bytes(), min_size=count - 1, max_size=count + 1),
+        st.lists(quoted, min_size=count - 1, max_size=count + 1),  # every field quoted
+    ).map(b",".join)
 
 
 SHUFFLED = ",".join([*reversed(COLUMNS[:6]), "extra", *COLUMNS[6:]]).encode()
@@ -583,3 +587,19 @@ def test_trimming_found_wherever_the_space_is(body: bytes) -> None:
     records = recs(body)
     assert all(r.fields is not None for r in records)
     assert not any(f != f.strip(" \t") for r in records for f in r.fields or ())
+
+
+@pytest.mark.parametrize(
+    ("cells", "values"),
+    [
+        (['"e1"', '"a,b"', '""', '" x "'], ["e1", "a,b", "", "x"]),
+        (['"e1"', '"a"",""b"', '"c"', '"d"'], ["e1", 'a","b', "c", "d"]),
+        (['"e1"', '"a""b"', '"c"', "d"], ["e1", 'a"b', "c", "d"]),
+        (['"e1"', "a", '"c,"', '"d"'], ["e1", "a", "c,", "d"]),
+    ],
+)
+def test_every_field_quoted(cells: list[str], values: list[str]) -> None:
+    cells = cells + [f'"{v}"' for v in ROW_FIELDS[4:]]
+    r = one(",".join(cells).encode())
+    assert r.malformed is None
+    assert r.fields == (*values, *ROW_FIELDS[4:])
