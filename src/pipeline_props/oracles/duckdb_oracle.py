@@ -13,6 +13,8 @@ is SQL in ``oracles/sql/*.sql``, run in a private in-memory DuckDB.
 from __future__ import annotations
 
 import functools
+import os
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from pipeline_props import contract
+from pipeline_props.errors import InputError
 from pipeline_props.oracles.splitter import Header, needs_full_split, read_header, split_records, strip_bom
 
 TableSet = dict[str, list[tuple]]
@@ -179,15 +182,39 @@ def _files_table(names: Sequence[str]) -> pa.Table:
     )
 
 
+_INTERMEDIATE_TABLES: tuple[str, ...] = ("checked", "versions", "accepted", "rejected")
+_REGISTERED: tuple[str, ...] = ("records", "files")
+_local = threading.local()
+
+
+def _cached_connection() -> duckdb.DuckDBPyConnection:
+    """This thread's in-memory DuckDB (connecting costs tens of ms per run)."""
+    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
+    if con is None or getattr(_local, "pid", None) != os.getpid():
+        con = duckdb.connect(":memory:")
+        _local.con, _local.pid = con, os.getpid()
+    return con
+
+
+def _forget_connection() -> None:
+    con = getattr(_local, "con", None)
+    _local.con = None
+    if con is not None:
+        con.close()
+
+
 def _build(
-    files: Sequence[tuple[str, bytes]], *, full_split: bool = False
+    files: Sequence[tuple[str, bytes]],
+    *,
+    full_split: bool = False,
+    con: duckdb.DuckDBPyConnection | None = None,
 ) -> tuple[duckdb.DuckDBPyConnection, list[tuple[str, Header]]]:
-    """Check every header, then load the records into a new in-memory DuckDB.
+    """Check every header, then load the records into DuckDB.
 
     Builds the intermediate tables checked, versions, accepted and rejected
-    (records and files are registered Arrow tables). ``full_split`` sends
-    every file through the splitter (tests compare it with the fast path).
-    The caller closes the connection.
+    (records and files are registered Arrow tables) in ``con``, or in a new
+    in-memory DuckDB that the caller closes. ``full_split`` sends every file
+    through the splitter (tests compare it with the fast path).
     """
     headers: list[tuple[str, Header]] = []
     bodies: list[bytes] = []
@@ -203,14 +230,16 @@ def _build(
         else:
             tables.append(_fast_records(index, body, header))
 
-    con = duckdb.connect(":memory:")
+    own = con is None
+    con = duckdb.connect(":memory:") if con is None else con
     try:
         con.register("records", pa.concat_tables(tables) if tables else _RECORDS_SCHEMA.empty_table())
         con.register("files", _files_table([name for name, _ in headers]))
         for script in _BUILD_SCRIPTS:
             con.execute(load_sql(script))
     except BaseException:
-        con.close()
+        if own:
+            con.close()
         raise
     return con, headers
 
@@ -223,13 +252,21 @@ def run_oracle(files: Sequence[tuple[str, bytes]]) -> OracleResult:
     computing anything) when a file must be refused for its header.
     """
     started = time.perf_counter()
-    con, headers = _build(files)
+    con = _cached_connection()
     try:
+        _, headers = _build(files, con=con)
         tables: TableSet = {
             table: con.execute(load_sql(f"{table}.sql")).fetchall() for table in contract.OUTPUT_TABLES
         }
-    finally:
-        con.close()
+        for table in _INTERMEDIATE_TABLES:
+            con.execute(f"DROP TABLE IF EXISTS {table}")
+        for view in _REGISTERED:
+            con.unregister(view)
+    except InputError:
+        raise  # refused before anything was loaded: the connection is clean
+    except BaseException:
+        _forget_connection()
+        raise
     drift = tuple((name, column) for name, header in headers for column in header.extra_columns)
     return OracleResult(tables, drift, time.perf_counter() - started)
 
