@@ -1,9 +1,20 @@
--- One row per customer_id over accepted events.
+-- One row per customer_id over accepted events (aggregated per order first,
+-- so order_count is a plain count; see daily_sales).
+with by_order as (
+    select
+        customer_id,
+        min(sale_date) as first_date,
+        max(sale_date) as last_date,
+        sum(amount_usd_cents) as amount_cents
+    from {{ ref('int_accepted_events') }}
+    group by customer_id, order_id
+)
+
 select
     customer_id,
-    min(sale_date) as first_purchase_date,
-    max(sale_date) as last_purchase_date,
-    cast(count(distinct order_id) as bigint) as order_count,
-    {{ pipeline_props.money_sum('amount_usd') }} as net_revenue_usd
-from {{ ref('int_accepted_events') }}
+    min(first_date) as first_purchase_date,
+    max(last_date) as last_purchase_date,
+    cast(count(*) as bigint) as order_count,
+    {{ pipeline_props.cents_sum('amount_cents') }} as net_revenue_usd
+from by_order
 group by customer_id

@@ -1,32 +1,31 @@
 -- One row per (sale_date, region, category) over accepted events.
-with events as (
-    select * from {{ ref('int_accepted_events') }}
-),
-
-totals as (
+-- Two-level aggregation: per order first (one hash pass, and order_count is
+-- then a plain count) instead of count(distinct order_id), which sorts.
+with by_order as (
     select
         sale_date,
         region,
         category,
-        {{ pipeline_props.money_sum('case when quantity > 0 then amount_usd end') }} as gross_revenue_usd,
-        -{{ pipeline_props.money_sum('case when quantity < 0 then amount_usd end') }} as returns_usd,
-        coalesce(sum(case when quantity > 0 then quantity end), 0) as units_sold,
-        -coalesce(sum(case when quantity < 0 then quantity end), 0) as units_returned,
-        count(distinct order_id) as order_count,
+        sum(case when quantity > 0 then amount_usd_cents end) as gross_cents,
+        sum(case when quantity < 0 then amount_usd_cents end) as returns_signed_cents,
+        sum(case when quantity > 0 then quantity end) as units_sold,
+        sum(case when quantity < 0 then quantity end) as units_returned_signed,
         count(*) as line_count
-    from events
-    group by sale_date, region, category
+    from {{ ref('int_accepted_events') }}
+    group by sale_date, region, category, order_id
 )
 
 select
     sale_date,
     region,
     category,
-    cast(gross_revenue_usd as numeric(38, 2)) as gross_revenue_usd,
-    cast(returns_usd as numeric(38, 2)) as returns_usd,
-    cast(gross_revenue_usd - returns_usd as numeric(38, 2)) as net_revenue_usd,
-    cast(units_sold as bigint) as units_sold,
-    cast(units_returned as bigint) as units_returned,
-    cast(order_count as bigint) as order_count,
-    cast(line_count as bigint) as line_count
-from totals
+    {{ pipeline_props.cents_sum('gross_cents') }} as gross_revenue_usd,
+    {{ pipeline_props.cents_sum('-returns_signed_cents') }} as returns_usd,
+    {{ pipeline_props.cents_sum('coalesce(gross_cents, 0) + coalesce(returns_signed_cents, 0)') }}
+        as net_revenue_usd,
+    cast(coalesce(sum(units_sold), 0) as bigint) as units_sold,
+    cast(-coalesce(sum(units_returned_signed), 0) as bigint) as units_returned,
+    cast(count(*) as bigint) as order_count,
+    cast(sum(line_count) as bigint) as line_count
+from by_order
+group by sale_date, region, category

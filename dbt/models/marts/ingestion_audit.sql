@@ -1,12 +1,20 @@
 -- Exactly one row per dataset (aggregates without GROUP BY), all counts 0
--- for an empty one. rows_read counts every staged row, valid or rejected.
-with versions as (
+-- for an empty one. rows_read counts every staged row, valid or rejected;
+-- rows_accepted is counted on the accepted events themselves, so the
+-- conservation test (tests/assert_audit_conservation.sql) checks the split.
+with staged as (
+    select count(*) as rows_valid from {{ ref('staged_events') }}
+),
+
+accepted as (
+    select count(*) as rows_accepted from {{ ref('int_accepted_events') }}
+),
+
+repeated as (
     select
-        count(*) as rows_valid,
-        count(case when event_status = 'accepted' then 1 end) as rows_accepted,
         count(case when event_status = 'duplicate' then 1 end) as rows_duplicate,
         count(case when event_status = 'conflicting_duplicate' then 1 end) as rows_conflicting
-    from {{ ref('int_event_versions') }}
+    from {{ ref('int_duplicate_events') }}
 ),
 
 rejects as (
@@ -32,5 +40,7 @@ select
     cast(rejected_out_of_range as bigint) as rejected_out_of_range,
     cast(rejected_unknown_code as bigint) as rejected_unknown_code,
     cast(rejected_conflicting_staged + rows_conflicting as bigint) as rejected_conflicting_duplicate
-from versions
+from staged
+cross join accepted
+cross join repeated
 cross join rejects
