@@ -1,0 +1,277 @@
+"""Postgres staging sink: one transaction per micro-batch, idempotent on replay.
+
+Spark's foreachBatch may call the sink again with a batch it already wrote
+(the query crashed after the write, before its checkpoint commit). The sink
+makes that harmless twice over: the batch ledger row is inserted in the same
+transaction as the data, so a committed batch_id is skipped as a whole, and
+rows go in with ``ON CONFLICT (file_index, record_number) DO NOTHING``, so a
+record the producer sent twice (in any two batches) is stored once.
+
+Data travels as CSV through COPY into temporary tables. event_time travels as
+epoch microseconds (a bigint) and becomes a timestamptz in SQL with integer
+arithmetic, so no client or JVM time zone and no float can touch it.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+from collections.abc import Callable
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from pipeline_props.errors import PipelineStageError
+
+log = logging.getLogger(__name__)
+
+STAGE = "staging"
+
+#: PostgreSQL text cannot hold U+0000; it is stored as this character instead
+#: (only raw_record and a rejected row's event_id can contain it: every valid
+#: value excludes control characters).
+NUL_REPLACEMENT = "\ufffd"
+
+EVENT_COLUMNS: tuple[str, ...] = (
+    "file_index",
+    "source_file",
+    "record_number",
+    "event_id",
+    "order_id",
+    "customer_id",
+    "product_id",
+    "category",
+    "region",
+    "channel",
+    "quantity",
+    "unit_price",
+    "discount",
+    "currency",
+    "event_time",
+    "raw_record",
+)
+REJECT_COLUMNS: tuple[str, ...] = (
+    "file_index",
+    "source_file",
+    "record_number",
+    "event_id",
+    "reason",
+    "raw_record",
+)
+
+#: The staging tables (docs/architecture.md), ``{schema}`` a psycopg.sql.Identifier.
+STAGING_DDL: tuple[sql.SQL, ...] = (
+    sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema}"),
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS {schema}.stg_events (
+    file_index int NOT NULL, source_file text NOT NULL, record_number bigint NOT NULL,
+    event_id text NOT NULL, order_id text NOT NULL, customer_id text NOT NULL,
+    product_id text NOT NULL, category text NOT NULL, region text NOT NULL,
+    channel text NOT NULL, quantity integer NOT NULL, unit_price numeric(11,2) NOT NULL,
+    discount numeric(4,3) NOT NULL, currency text NOT NULL, event_time timestamptz NOT NULL,
+    raw_record text NOT NULL,
+    PRIMARY KEY (file_index, record_number))"""
+    ),
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS {schema}.stg_rejects (
+    file_index int NOT NULL, source_file text NOT NULL, record_number bigint NOT NULL,
+    event_id text, reason text NOT NULL, raw_record text NOT NULL,
+    PRIMARY KEY (file_index, record_number))"""
+    ),
+    sql.SQL(
+        """CREATE TABLE IF NOT EXISTS {schema}.batch_ledger (
+    batch_id bigint PRIMARY KEY, rows_valid int NOT NULL, rows_rejected int NOT NULL,
+    committed_at timestamptz NOT NULL)"""
+    ),
+)
+
+_TEMP_DDL = (
+    sql.SQL(
+        """CREATE TEMP TABLE _pp_events (
+    file_index int, source_file text, record_number bigint, event_id text, order_id text,
+    customer_id text, product_id text, category text, region text, channel text,
+    quantity integer, unit_price numeric(11,2), discount numeric(4,3), currency text,
+    event_time_us bigint, raw_record text) ON COMMIT DROP"""
+    ),
+    sql.SQL(
+        """CREATE TEMP TABLE _pp_rejects (
+    file_index int, source_file text, record_number bigint, event_id text, reason text,
+    raw_record text) ON COMMIT DROP"""
+    ),
+)
+
+# Epoch microseconds -> timestamptz exactly: whole seconds through to_timestamp
+# (an integer-valued float8, exact below 2^53) plus the microseconds as an
+# integer multiple of an interval.
+_EVENT_TIME_FROM_US = (
+    "to_timestamp((event_time_us - ((event_time_us % 1000000) + 1000000) % 1000000) / 1000000)"
+    " + (((event_time_us % 1000000) + 1000000) % 1000000) * interval '1 microsecond'"
+)
+
+
+def _connect(dsn: str) -> psycopg.Connection:
+    try:
+        return psycopg.connect(dsn, autocommit=False)
+    except psycopg.Error as exc:
+        raise PipelineStageError(STAGE, f"cannot connect to Postgres: {redact(str(exc), dsn)}") from None
+
+
+def create_staging(dsn: str, schema: str) -> None:
+    """Create ``schema`` and its three staging tables (no-op when they exist)."""
+    ident = sql.Identifier(schema)
+    with _connect(dsn) as conn:
+        for stmt in STAGING_DDL:
+            conn.execute(stmt.format(schema=ident))
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    """Drop ``schema`` and everything in it (no-op when it does not exist)."""
+    with _connect(dsn) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def redact(text: str, dsn: str | None = None) -> str:
+    """``text`` with passwords (of ``dsn`` and any conninfo/URL form) masked."""
+    if dsn:
+        try:
+            password = conninfo_to_dict(dsn).get("password")
+        except psycopg.Error:
+            password = None
+        if password:
+            text = text.replace(str(password), "***")
+    text = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", text, flags=re.IGNORECASE)
+    return re.sub(r"(://[^:/@\s]+:)[^@\s]*@", r"\1***@", text)
+
+
+class StagingSink:
+    """foreachBatch sink writing validate() output to the staging tables.
+
+    ``after_commit`` (tests only) runs after a batch's COMMIT with its
+    batch_id; making it raise simulates a crash after the write and before
+    Spark's checkpoint commit, so the batch is replayed on restart.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        schema: str,
+        *,
+        after_commit: Callable[[int], None] | None = None,
+    ) -> None:
+        self._dsn = dsn
+        self._schema = schema
+        self._ident = sql.Identifier(schema)
+        self._after_commit = after_commit
+        #: Batches committed and skipped (already in the ledger) by this sink object.
+        self.batches_written = 0
+        self.batches_skipped = 0
+
+    def __repr__(self) -> str:  # never show the DSN
+        return f"StagingSink(schema={self._schema!r})"
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        """Write one micro-batch in one transaction, or skip it if already committed."""
+        valid, rejects = self._collect(batch_df)
+        try:
+            written = self._write(int(batch_id), valid, rejects)
+        except psycopg.Error as exc:
+            raise PipelineStageError(
+                STAGE, f"batch {batch_id}: {type(exc).__name__}: {redact(str(exc), self._dsn)}"
+            ) from None
+        if written:
+            self.batches_written += 1
+            log.info("staging batch %d: %d valid, %d rejected", batch_id, valid.num_rows, rejects.num_rows)
+            if self._after_commit is not None:
+                self._after_commit(int(batch_id))
+        else:
+            self.batches_skipped += 1
+            log.info("staging batch %d already committed: skipped", batch_id)
+
+    @staticmethod
+    def _collect(batch_df: DataFrame) -> tuple[pa.Table, pa.Table]:
+        """The batch as two Arrow tables (valid rows, rejects) in the temp-table column order."""
+
+        def text(name: str) -> F.Column:
+            return F.replace(F.col(name), F.lit("\u0000"), F.lit(NUL_REPLACEMENT)).alias(name)
+
+        # One Spark job: tag rows, then split on the driver (cheap in Arrow).
+        table = batch_df.select(
+            F.col("reason").isNull().alias("_valid"),
+            F.col("file_index").cast("int").alias("file_index"),
+            F.col("source_file"),
+            F.col("record_number").cast("bigint").alias("record_number"),
+            text("event_id"),
+            *[F.col(c) for c in ("order_id", "customer_id", "product_id", "category", "region", "channel")],
+            F.col("quantity").cast("int").alias("quantity"),
+            F.col("unit_price").cast("decimal(11,2)").alias("unit_price"),
+            F.col("discount").cast("decimal(4,3)").alias("discount"),
+            F.col("currency"),
+            F.unix_micros(F.col("event_time")).alias("event_time_us"),
+            text("raw_record"),
+            F.col("reason"),
+        ).toArrow()
+        is_valid = table.column("_valid")
+        event_cols = [c if c != "event_time" else "event_time_us" for c in EVENT_COLUMNS]
+        valid = table.filter(is_valid).select(event_cols)
+        rejects = table.filter(pc.invert(is_valid)).select(list(REJECT_COLUMNS))
+        return valid, rejects
+
+    def _write(self, batch_id: int, valid: pa.Table, rejects: pa.Table) -> bool:
+        s = self._ident
+        with _connect(self._dsn) as conn:
+            claimed = conn.execute(
+                sql.SQL(
+                    "INSERT INTO {}.batch_ledger (batch_id, rows_valid, rows_rejected, committed_at)"
+                    " VALUES (%s, %s, %s, clock_timestamp()) ON CONFLICT (batch_id) DO NOTHING"
+                    " RETURNING batch_id"
+                ).format(s),
+                (batch_id, valid.num_rows, rejects.num_rows),
+            ).fetchone()
+            if claimed is None:  # committed before (a concurrent writer would have blocked above)
+                conn.rollback()
+                return False
+            for stmt in _TEMP_DDL:
+                conn.execute(stmt)
+            with conn.cursor() as cur:
+                if valid.num_rows:
+                    _copy(cur, "_pp_events", valid)
+                    cols = sql.SQL(", ").join(sql.Identifier(c) for c in EVENT_COLUMNS)
+                    select = sql.SQL(", ").join(
+                        sql.SQL(_EVENT_TIME_FROM_US) if c == "event_time" else sql.Identifier(c)
+                        for c in EVENT_COLUMNS
+                    )
+                    cur.execute(
+                        sql.SQL(
+                            "INSERT INTO {}.stg_events ({}) SELECT {} FROM _pp_events"
+                            " ON CONFLICT (file_index, record_number) DO NOTHING"
+                        ).format(s, cols, select)
+                    )
+                if rejects.num_rows:
+                    _copy(cur, "_pp_rejects", rejects)
+                    cols = sql.SQL(", ").join(sql.Identifier(c) for c in REJECT_COLUMNS)
+                    cur.execute(
+                        sql.SQL(
+                            "INSERT INTO {}.stg_rejects ({}) SELECT {} FROM _pp_rejects"
+                            " ON CONFLICT (file_index, record_number) DO NOTHING"
+                        ).format(s, cols, cols)
+                    )
+            conn.commit()
+        return True
+
+
+def _copy(cur: psycopg.Cursor, table: str, data: pa.Table) -> None:
+    """COPY an Arrow table into ``table`` as CSV (NULL unquoted-empty, '' quoted)."""
+    buf = io.BytesIO()
+    # quoting_style "needed" quotes every string (so '' stays an empty string)
+    # and leaves nulls as bare empty fields, which COPY ... CSV reads as NULL.
+    pa_csv.write_csv(data, buf, write_options=pa_csv.WriteOptions(include_header=False, quoting_style="needed"))
+    cols = sql.SQL(", ").join(sql.Identifier(c) for c in data.column_names)
+    with cur.copy(sql.SQL("COPY {} ({}) FROM STDIN (FORMAT csv)").format(sql.Identifier(table), cols)) as copy:
+        copy.write(buf.getbuffer())
