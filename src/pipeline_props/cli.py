@@ -248,6 +248,11 @@ def _print_status(statuses: list[Any], backend: str) -> None:
     console.print(table)
 
 
+from pipeline_props.reports.commands import register as _register_report_commands  # noqa: E402
+
+_register_report_commands(app)  # report, bench, scaling
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: maps PipelinePropsError to its exit code."""
     try:

@@ -11,7 +11,8 @@ oracle, runs the per-stage validators and writes the artifacts folder:
         expected/<table>.csv          the oracle's five tables
         divergence.txt, divergence.json   only when they differ
         validation_report.json        per-stage validator results
-        performance_metrics.json      seconds and rows/s per stage
+        performance_metrics.json      per component rows/s, CPU, memory, latency, bottlenecks
+        report.html                   the page for people (pipeline_props.reports)
         metadata.json                 versions, redacted config, seed, run id
 """
 
@@ -117,9 +118,11 @@ def run_dataset(
     InfrastructureError when the services cannot run.
     """
     from pipeline_props.oracles import run_oracle
+    from pipeline_props.perf.monitor import PerformanceMonitor, run_metrics, write_run_report
     from pipeline_props.validators import PipelineValidator
 
-    step = progress or (lambda stage, what: None)
+    monitor = PerformanceMonitor().start()  # samples CPU/RSS; stage windows come from step()
+    step = monitor.track(progress)
     run_id = run_id or new_run_id()
     namespace = namespace_for(run_id)
     headers = check_headers(files)  # refuse before any service is touched
@@ -152,6 +155,7 @@ def run_dataset(
         infra = InfrastructureManager(settings).start_services()
         infra.wait_for_readiness()
         step("services", "done")
+    monitor.watch_services(infra)
     if pipeline is None:
         from pipeline_props.pipeline.reference import ReferencePipeline
 
@@ -203,16 +207,8 @@ def run_dataset(
 
         timings.update(pipeline.timings.get(namespace).seconds if namespace in pipeline.timings else {})
         timings["total"] = time.perf_counter() - t_all
-        rows_read = istats.records
-        perf = {
-            "run_id": run_id,
-            "rows_read": rows_read,
-            "stages": {
-                stage: {"seconds": round(sec, 4),
-                        "rows_per_s": round(rows_read / sec, 1) if sec > 0 else None}
-                for stage, sec in timings.items()
-            },
-        }
+        perf = run_metrics(monitor, run_id=run_id, namespace=namespace, pipeline=pipeline, infra=infra,
+                           timings=timings, validation_data=validation_data)
         (out / "performance_metrics.json").write_text(json.dumps(perf, indent=2), encoding="utf-8")
         drift = [(h.source_file, c) for h in headers for c in h.extra_columns]
         meta = {
@@ -225,11 +221,13 @@ def run_dataset(
             "created_at": datetime.now(timezone.utc).isoformat(),
         }
         (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        write_run_report(out)
         success = divergence.ok and bool(summary_dict.get("overall_passed"))
         return RunResult(run_id=run_id, namespace=namespace, success=success, artifacts_dir=out,
                          divergence=divergence, validation_summary=summary_dict,
                          performance_metrics=perf, audit=audit, schema_drift=drift)
     finally:
+        monitor.stop()
         keep_it = keep or settings.run.preserve_test_data or (not success and not settings.run.cleanup_on_failure)
         if not keep_it:
             try:

@@ -1,0 +1,447 @@
+"""report.html: one self-contained page per run (inline CSS, inline SVG charts, a few lines of inline JS).
+
+It reads what the run wrote into ``artifacts/<run_id>/`` (metadata.json,
+validation_report.json, performance_metrics.json, divergence.json,
+warehouse/ingestion_audit.csv and rejected_rows.csv) plus, when present, a
+scaling analysis (``scaling.json`` in the run folder, else
+``<artifacts>/scaling/latest.json``) and a benchmark comparison
+(``bench_compare.json`` in the run folder, else
+``<artifacts>/bench/latest_compare.json``). Missing parts are left out, so
+the page also works for a run that stopped half-way. No external asset is
+loaded: the page opens from file:// without a network.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from pipeline_props import contract
+
+PALETTE = ("#3b6fb6", "#e0803a", "#4a9d5b", "#c0504d", "#8064a2", "#4bacc6", "#9b8a3c")
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _fmt(value: float | int | None, digits: int = 2) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
+        return f"{int(value):,}"
+    if abs(value) >= 1000:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def bar_chart(items: Sequence[tuple[str, float | None]], *, unit: str = "", title: str = "",
+              color: str = PALETTE[0], colors: Sequence[str] | None = None,
+              marker: tuple[float, str] | None = None, width: int = 720) -> str:
+    """A horizontal bar chart as inline SVG (labels left, values right of each bar).
+
+    ``marker`` draws a vertical dashed line at a value (a threshold) with a label.
+    """
+    rows = [(label, float(v) if v is not None else 0.0) for label, v in items]
+    if not rows:
+        return '<p class="muted">no data</p>'
+    label_w, value_w, bar_h, gap = 210, 120, 20, 8
+    plot_w = width - label_w - value_w
+    top = 8
+    height = top + len(rows) * (bar_h + gap) + 12
+    vmax = max([v for _, v in rows] + [marker[0] if marker else 0.0]) or 1.0
+    out = [f'<svg class="chart bar" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
+           f' xmlns="http://www.w3.org/2000/svg"><title>{_e(title)}</title>']
+    for i, (label, v) in enumerate(rows):
+        y = top + i * (bar_h + gap)
+        w = max(1.0, plot_w * v / vmax) if v > 0 else 0.0
+        fill = colors[i % len(colors)] if colors else color
+        out.append(f'<text x="{label_w - 8}" y="{y + bar_h * 0.72:.1f}" text-anchor="end" class="lbl">{_e(label)}</text>')
+        out.append(f'<rect class="bar-rect" x="{label_w}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{fill}" rx="2">'
+                   f'<title>{_e(label)}: {_e(_fmt(v))} {_e(unit)}</title></rect>')
+        out.append(f'<text x="{label_w + w + 6:.1f}" y="{y + bar_h * 0.72:.1f}" class="val">{_e(_fmt(v))} {_e(unit)}</text>')
+    if marker:
+        x = label_w + plot_w * marker[0] / vmax
+        out.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{height}" stroke="#c0504d" stroke-dasharray="4 3"/>'
+                   f'<text x="{x + 3:.1f}" y="{height - 2}" class="val" fill="#c0504d">{_e(marker[1])}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+def line_chart(series: Mapping[str, Sequence[tuple[float, float]]], *, x_label: str, y_label: str,
+               title: str = "", logx: bool = True, flagged: Sequence[tuple[str, float]] = (),
+               width: int = 720, height: int = 300) -> str:
+    """A line chart as inline SVG; ``flagged`` (series, x) points are drawn in red (super-linear)."""
+    pts = [(x, y) for s in series.values() for x, y in s if x > 0]
+    if not pts:
+        return '<p class="muted">no data</p>'
+    left, right, top, bottom = 70, 150, 14, 44
+    pw, ph = width - left - right, height - top - bottom
+    fx = (lambda x: math.log10(x)) if logx else (lambda x: x)
+    xs = [fx(x) for x, _ in pts]
+    x0, x1 = min(xs), max(xs)
+    if x1 == x0:
+        x0, x1 = x0 - 1, x1 + 1
+    y1 = max(y for _, y in pts) * 1.1 or 1.0
+
+    def px(x: float) -> float:
+        return left + pw * (fx(x) - x0) / (x1 - x0)
+
+    def py(y: float) -> float:
+        return top + ph - ph * y / y1
+
+    out = [f'<svg class="chart line" role="img" width="{width}" height="{height}" viewBox="0 0 {width} {height}"'
+           f' xmlns="http://www.w3.org/2000/svg"><title>{_e(title)}</title>',
+           f'<line x1="{left}" y1="{top + ph}" x2="{left + pw}" y2="{top + ph}" stroke="#888"/>',
+           f'<line x1="{left}" y1="{top}" x2="{left}" y2="{top + ph}" stroke="#888"/>']
+    for k in range(5):
+        yv = y1 * k / 4
+        out.append(f'<line x1="{left}" x2="{left + pw}" y1="{py(yv):.1f}" y2="{py(yv):.1f}" stroke="#eee"/>'
+                   f'<text x="{left - 6}" y="{py(yv) + 4:.1f}" text-anchor="end" class="val">{_e(_fmt(yv, 0))}</text>')
+    for x in sorted({x for x, _ in pts}):
+        out.append(f'<text x="{px(x):.1f}" y="{top + ph + 16}" text-anchor="middle" class="val">{_e(_fmt(x))}</text>')
+    out.append(f'<text x="{left + pw / 2:.1f}" y="{height - 6}" text-anchor="middle" class="lbl">{_e(x_label)}</text>')
+    out.append(f'<text x="14" y="{top + ph / 2:.1f}" text-anchor="middle" class="lbl" '
+               f'transform="rotate(-90 14 {top + ph / 2:.1f})">{_e(y_label)}</text>')
+    bad = set(flagged)
+    for i, (name, s) in enumerate(series.items()):
+        color = PALETTE[i % len(PALETTE)]
+        s = sorted((x, y) for x, y in s if x > 0)
+        if not s:
+            continue
+        path = " ".join(f"{'M' if j == 0 else 'L'}{px(x):.1f},{py(y):.1f}" for j, (x, y) in enumerate(s))
+        out.append(f'<path class="series" d="{path}" fill="none" stroke="{color}" stroke-width="2"/>')
+        for x, y in s:
+            red = (name, x) in bad
+            out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{5 if red else 3.5}" '
+                       f'fill="{"#d62728" if red else color}"><title>{_e(name)} at {_e(_fmt(x))} rows: '
+                       f'{_e(_fmt(y))} {_e(y_label)}{" (super-linear)" if red else ""}</title></circle>')
+        ly = top + 14 + i * 18
+        out.append(f'<rect x="{left + pw + 12}" y="{ly - 9}" width="12" height="10" fill="{color}"/>'
+                   f'<text x="{left + pw + 30}" y="{ly}" class="lbl">{_e(name)}</text>')
+    out.append("</svg>")
+    return "".join(out)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def _read_table(run_dir: Path, table: str) -> list[tuple] | None:
+    from pipeline_props.compare import read_table_csv
+    from pipeline_props.errors import PipelinePropsError
+
+    for sub in ("warehouse", "expected"):
+        path = run_dir / sub / f"{table}.csv"
+        if path.exists():
+            try:
+                return read_table_csv(path, table)
+            except PipelinePropsError:
+                return None
+    return None
+
+
+def collect(run_dir: Path) -> dict[str, Any]:
+    """Everything the page shows, read from ``run_dir`` (and the artifacts root beside it)."""
+    run_dir = Path(run_dir)
+    root = run_dir.parent
+    data: dict[str, Any] = {
+        "run_dir": str(run_dir),
+        "metadata": _load_json(run_dir / "metadata.json") or {},
+        "validation": _load_json(run_dir / "validation_report.json"),
+        "perf": _load_json(run_dir / "performance_metrics.json") or {},
+        "divergence": _load_json(run_dir / "divergence.json"),
+        "scaling": _load_json(run_dir / "scaling.json") or _load_json(root / "scaling" / "latest.json"),
+        "bench": _load_json(run_dir / "bench_compare.json") or _load_json(root / "bench" / "latest_compare.json"),
+    }
+    audit_rows = _read_table(run_dir, contract.INGESTION_AUDIT)
+    cols = contract.OUTPUT_TABLES[contract.INGESTION_AUDIT]
+    data["audit"] = dict(zip(cols, audit_rows[0])) if audit_rows else {}
+    rejected = _read_table(run_dir, contract.REJECTED_ROWS)
+    reasons: dict[str, int] = {}
+    if rejected is not None:
+        idx = contract.OUTPUT_TABLES[contract.REJECTED_ROWS].index("reason")
+        for row in rejected:
+            reasons[str(row[idx])] = reasons.get(str(row[idx]), 0) + 1
+    elif data["audit"]:
+        for reason in contract.REASONS:
+            n = data["audit"].get(f"rejected_{reason.lower()}")
+            if n:
+                reasons[reason] = int(n)
+    data["reasons"] = reasons
+    return data
+
+
+def verdict_of(data: Mapping[str, Any]) -> str:
+    """HELD, DIVERGED, VALIDATION FAILED or INCOMPLETE (as the runner decides it)."""
+    div = data.get("divergence")
+    if div is not None and not div.get("ok", False):
+        return "DIVERGED"
+    val = data.get("validation")
+    if val is None:
+        return "INCOMPLETE"
+    return "HELD" if val.get("overall_passed") else "VALIDATION FAILED"
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def _section(title: str, body: str, sid: str) -> str:
+    return f'<section id="{sid}"><h2>{_e(title)}</h2>{body}</section>'
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]], cls: str = "") -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+    return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def _funnel(data: Mapping[str, Any]) -> str:
+    counts = dict(data["perf"].get("counts") or {})
+    audit = data["audit"]
+    items: list[tuple[str, float | None]] = []
+    labels = [("rows_read", "rows read"), ("messages_produced", "messages acked by Kafka"),
+              ("messages_in_topic", "messages in topic"), ("spark_rows_in", "rows Spark read"),
+              ("staged_rows", "rows staged (valid + rejected)"), ("staged_valid", "staged valid"),
+              ("staged_rejected", "staged rejected")]
+    for key, label in labels:
+        if counts.get(key) is not None:
+            items.append((label, counts[key]))
+    for key, label in (("rows_accepted", "accepted (marts)"), ("rows_duplicate", "duplicates dropped"),
+                       ("rows_rejected", "rejected")):
+        if key in audit and audit[key] is not None:
+            items.append((label, int(audit[key])))
+    if not items:
+        return '<p class="muted">no counts recorded</p>'
+    colors = [PALETTE[0]] * (len(items) - 3) + [PALETTE[2], PALETTE[6], PALETTE[3]] if audit else None
+    return bar_chart(items, unit="rows", title="rows per stage", colors=colors)
+
+
+def _diffs(div: Mapping[str, Any] | None) -> str:
+    if not div:
+        return '<p class="ok">every table equals the oracle\'s</p>'
+    parts = []
+    for name, t in div.get("tables", {}).items():
+        if t.get("ok"):
+            continue
+        c = t.get("counts", {})
+        parts.append(f'<h3>{_e(name)}: {c.get("missing", 0)} missing, {c.get("extra", 0)} extra, '
+                     f'{c.get("changed", 0)} changed</h3>')
+        if t.get("absent_in"):
+            parts.append(f'<p class="bad">table absent in {_e(t["absent_in"])}</p>')
+        cols = t.get("columns", [])
+        rows: list[list[str]] = []
+        for kind in ("missing", "extra"):
+            for r in t.get(kind, [])[:50]:
+                rows.append([f'<span class="tag {kind}">{kind}</span>'] + [_e("NULL" if v is None else v) for v in r])
+        for ch in t.get("changed", [])[:50]:
+            diff = set(ch.get("differing_columns", []))
+            for side in ("pipeline", "oracle"):
+                cells = [f'<span class="tag changed">{side}</span>']
+                for col, v in zip(cols, ch.get(side, [])):
+                    text = _e("NULL" if v is None else v)
+                    cells.append(f'<mark>{text}</mark>' if col in diff else text)
+                rows.append(cells)
+        parts.append('<div class="scroll">' + _table(["row", *cols], rows, "diff") + "</div>")
+    return "".join(parts) or '<p class="ok">every table equals the oracle\'s</p>'
+
+
+def _performance(perf: Mapping[str, Any]) -> str:
+    comps = perf.get("component_reports") or {}
+    parts = []
+    if comps:
+        parts.append("<h3>Throughput per component (rows/s)</h3>")
+        parts.append(bar_chart([(n, c.get("rows_per_s")) for n, c in comps.items()], unit="rows/s",
+                               title="throughput per component", colors=PALETTE))
+        rows = []
+        for n, c in comps.items():
+            r = c.get("resources") or {}
+            rows.append([_e(n), _e(", ".join(c.get("stages", []))), _e(_fmt(c.get("rows"))),
+                         _e(_fmt(c.get("seconds"))), _e(_fmt(c.get("rows_per_s"))),
+                         _e(_fmt(r.get("cpu_avg_percent"), 0)), _e(_fmt(r.get("cpu_max_percent"), 0)),
+                         _e(_fmt(r.get("rss_max_mb"), 0)), _e(r.get("samples", 0))])
+        parts.append(_table(["component", "stages", "rows", "seconds", "rows/s", "CPU avg %", "CPU max %",
+                             "RSS max MiB", "samples"], rows, "num"))
+        parts.append("<h3>CPU while each component ran (% of one core)</h3>")
+        parts.append(bar_chart([(n, (c.get("resources") or {}).get("cpu_avg_percent")) for n, c in comps.items()],
+                               unit="%", title="cpu per component", color=PALETTE[1]))
+    stages = perf.get("stages") or {}
+    if stages:
+        parts.append("<h3>Seconds per stage</h3>")
+        parts.append(bar_chart([(s, m.get("seconds")) for s, m in stages.items()], unit="s",
+                               title="seconds per stage", color=PALETTE[4]))
+    lat = perf.get("latency") or {}
+    lat_items: list[tuple[str, float | None]] = []
+    for part in ("produce_to_staging", "produce_to_marts"):
+        p = lat.get(part) or {}
+        for q in ("p50", "p95", "p99", "max"):
+            if q in p:
+                lat_items.append((f"{part.replace('_', ' ')} {q}", p[q]))
+    if lat_items:
+        parts.append("<h3>Latency from produce to warehouse (seconds)</h3>")
+        parts.append(bar_chart(lat_items, unit="s", title="latency percentiles", color=PALETTE[5]))
+        parts.append(f'<p class="muted">method: {_e(lat.get("method", ""))}</p>')
+    elif lat.get("error") or (lat.get("produce_to_staging") or {}).get("error"):
+        parts.append(f'<p class="muted">latency not measured: '
+                     f'{_e(lat.get("error") or lat["produce_to_staging"]["error"])}</p>')
+    bn = (perf.get("performance_analysis") or {}).get("bottleneck_analysis")
+    if bn is not None:
+        parts.append(f"<h3>Bottlenecks ({bn.get('bottlenecks_found', 0)})</h3>")
+        if bn.get("bottlenecks"):
+            parts.append(_table(["component", "type", "severity", "value", "detail"],
+                                [[_e(b["component"]), _e(b["type"]), f'<span class="sev {_e(b["severity"])}">'
+                                  f'{_e(b["severity"])}</span>', _e(b["value"]), _e(b.get("detail", ""))]
+                                 for b in bn["bottlenecks"]]))
+        else:
+            parts.append('<p class="ok">none above the thresholds</p>')
+    return "".join(parts) or '<p class="muted">no performance figures</p>'
+
+
+def _scaling(sc: Mapping[str, Any] | None) -> str:
+    if not sc:
+        return ('<p class="muted">no scaling run yet: <code>pipeline-props scaling</code> '
+                "writes one (10k and 100k rows; add <code>--with-1m</code>)</p>")
+    analyses = sc.get("stages") or {sc.get("component", "component"): sc}
+    series = {}
+    flagged = []
+    for name, a in analyses.items():
+        if name == "total":
+            continue
+        series[name] = [(p["rows"], p["rows_per_s"]) for p in a.get("points", [])]
+        flagged += [(name, s["to_rows"]) for s in a.get("segments", []) if s.get("superlinear")]
+    rows = []
+    for name, a in analyses.items():
+        for s in a.get("segments", []):
+            rows.append([_e(name), _e(f'{s["from_rows"]:,} -> {s["to_rows"]:,}'), _e(s["exponent"]),
+                         '<span class="bad">faster than linear</span>' if s.get("superlinear") else "ok"])
+    return (line_chart(series, x_label="rows (log scale)", y_label="rows/s", title="scaling", flagged=flagged)
+            + _table(["stage", "sizes", "time exponent (1 = linear)", "verdict"], rows))
+
+
+def _bench(b: Mapping[str, Any] | None) -> str:
+    if not b:
+        return ('<p class="muted">no benchmark comparison yet: <code>pipeline-props bench --compare REV</code>'
+                " writes one</p>")
+    thr = float(b.get("threshold", 0.1))
+    items = [(x["name"].split("::")[-1], x.get("ratio")) for x in b.get("benchmarks", []) if x.get("ratio")]
+    colors = [PALETTE[3] if x.get("regressed") else PALETTE[2] for x in b.get("benchmarks", []) if x.get("ratio")]
+    rows = [[_e(x["name"]), _e(_fmt(x.get("median_a"), 4)), _e(_fmt(x.get("median_b"), 4)),
+             _e(_fmt(x.get("ratio"), 3)), '<span class="bad">SLOWER</span>' if x.get("regressed") else "ok"]
+            for x in b.get("benchmarks", [])]
+    head = (f'<p>A = <code>{_e(b.get("rev_a"))}</code> ({_e(str(b.get("commit_a", ""))[:12])}), '
+            f'B = <code>{_e(b.get("rev_b"))}</code> ({_e(str(b.get("commit_b", ""))[:12])}); '
+            f'{_e(b.get("rounds"))} alternated round(s), threshold {thr:.0%}: '
+            f'{"<b class=bad>FAILED</b>" if b.get("failed") else "<b class=ok>passed</b>"}</p>')
+    return head + bar_chart(items, unit="x", title="median ratio B/A", colors=colors,
+                            marker=(1 + thr, f"{1 + thr:.2f}")) + _table(
+        ["benchmark", "median A (s)", "median B (s)", "B/A", "verdict"], rows, "num")
+
+
+CSS = """
+body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
+header{padding:18px 28px;color:#fff}
+header.HELD{background:#2e7d32}header.DIVERGED,header.VALIDATION{background:#c62828}header.INCOMPLETE{background:#757575}
+header h1{margin:0;font-size:22px}header p{margin:4px 0 0;opacity:.9}
+nav{padding:6px 28px;background:#eee;font-size:13px}nav a{margin-right:14px;color:#333}
+main{padding:8px 28px 40px;max-width:1100px}
+section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:10px 18px 16px;margin:16px 0}
+h2{font-size:17px;margin:6px 0 10px}h3{font-size:14px;margin:16px 0 6px}
+table{border-collapse:collapse;margin:8px 0;font-size:13px}
+th,td{border:1px solid #ddd;padding:3px 8px;text-align:left;vertical-align:top}
+th{background:#f3f3f3;cursor:pointer}table.num td{text-align:right}table.num td:first-child{text-align:left}
+.scroll{overflow-x:auto}.muted{color:#777}.ok{color:#2e7d32}.bad{color:#c62828}
+mark{background:#ffe08a}.tag{font-size:11px;padding:0 4px;border-radius:3px;color:#fff}
+.tag.missing{background:#c0504d}.tag.extra{background:#8064a2}.tag.changed{background:#e0803a}
+.sev.high{color:#c62828;font-weight:bold}.sev.medium{color:#e0803a}.sev.low{color:#777}
+svg.chart{display:block;margin:6px 0}svg .lbl{font-size:12px;fill:#333}svg .val{font-size:11px;fill:#555}
+svg rect.bar-rect:hover{opacity:.75}
+code{background:#f1f1f1;padding:0 3px;border-radius:3px}
+"""
+
+# Sort any table by a click on its header; count the charts (tests read data-charts).
+JS = """
+(function(){
+  document.querySelectorAll('th').forEach(function(th){
+    th.addEventListener('click',function(){
+      var table=th.closest('table'),body=table.tBodies[0],i=Array.prototype.indexOf.call(th.parentNode.children,th);
+      var asc=th.dataset.asc!=='1';th.dataset.asc=asc?'1':'0';
+      var rows=Array.prototype.slice.call(body.rows);
+      rows.sort(function(a,b){
+        var x=a.cells[i]?a.cells[i].textContent:'',y=b.cells[i]?b.cells[i].textContent:'';
+        var nx=parseFloat(x.replace(/,/g,'')),ny=parseFloat(y.replace(/,/g,''));
+        var c=(!isNaN(nx)&&!isNaN(ny))?nx-ny:x.localeCompare(y);return asc?c:-c;});
+      rows.forEach(function(r){body.appendChild(r);});
+    });
+  });
+  document.body.dataset.charts=String(document.querySelectorAll('svg.chart').length);
+  document.body.dataset.rendered='yes';
+})();
+"""
+
+
+def render_html(data: Mapping[str, Any]) -> str:
+    """The whole page for the data :func:`collect` returned."""
+    meta = data.get("metadata") or {}
+    perf = data.get("perf") or {}
+    verdict = verdict_of(data)
+    run_id = meta.get("run_id") or perf.get("run_id") or Path(str(data.get("run_dir", "run"))).name
+    files = ", ".join(f'{f["name"]} ({f["bytes"]:,} bytes)' for f in meta.get("files", []))
+    sub = " &middot; ".join(_e(x) for x in (
+        f"scenario {meta['scenario']}" if meta.get("scenario") else None,
+        files or None, f"pipeline {meta['pipeline']}" if meta.get("pipeline") else None,
+        meta.get("created_at")) if x)
+    val = data.get("validation") or {}
+    failed_checks = [[_e(s["stage"]), _e(c["check_name"]), _e(json.dumps(c.get("details"), default=str)[:400])]
+                     for s in val.get("stage_results", []) for c in s.get("checks", []) if not c.get("passed")]
+    checks = (_table(["stage", "check", "details"], failed_checks) if failed_checks else
+              f'<p class="ok">all {sum(len(s.get("checks", [])) for s in val.get("stage_results", []))} '
+              f'checks passed</p>' if val else '<p class="muted">no validation report</p>')
+    reasons = data.get("reasons") or {}
+    sections = [
+        _section("Rows per stage", _funnel(data), "funnel"),
+        _section("Rejected rows by reason",
+                 bar_chart(sorted(reasons.items(), key=lambda kv: -kv[1]), unit="rows", title="rejected by reason",
+                           color=PALETTE[3]) if reasons else '<p class="muted">no rejected rows</p>', "rejects"),
+        _section("Differences from the oracle", _diffs(data.get("divergence")), "diffs"),
+        _section("Validation checks", checks, "checks"),
+        _section("Performance", _performance(perf), "perf"),
+        _section("Scaling", _scaling(data.get("scaling")), "scaling"),
+        _section("Benchmark comparison between commits", _bench(data.get("bench")), "bench"),
+    ]
+    nav = "".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t in (
+        ("funnel", "counts"), ("rejects", "rejects"), ("diffs", "diffs"), ("checks", "checks"),
+        ("perf", "performance"), ("scaling", "scaling"), ("bench", "benchmarks")))
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f"<title>pipeline-props {_e(run_id)}: {_e(verdict)}</title><style>{CSS}</style></head><body>"
+            f'<header class="{_e(verdict.split()[0])}"><h1 id="verdict">{_e(verdict)}</h1>'
+            f"<p>run {_e(run_id)}</p><p>{sub}</p></header><nav>{nav}</nav><main>{''.join(sections)}</main>"
+            f"<script>{JS}</script></body></html>")
+
+
+def write_report(run_dir: str | Path, output: str | Path | None = None) -> Path:
+    """Write ``report.html`` (or ``output``) for the run in ``run_dir``; return its path."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        from pipeline_props.errors import InputError
+
+        raise InputError(run_dir, "is not a run's artifacts folder")
+    out = Path(output) if output else run_dir / "report.html"
+    out.write_text(render_html(collect(run_dir)), encoding="utf-8")
+    return out
+
+
+__all__ = ["bar_chart", "collect", "line_chart", "render_html", "verdict_of", "write_report"]
