@@ -1,1 +1,40 @@
+"""Fault injection and recovery testing against the real running services.
 
+Public API:
+
+- :class:`ErrorInjector`: ``inject_service_failure(service, mode)``,
+  ``inject_network_failure(target, mode)``, ``inject_disk_full``, ``inject_cpu_hog``,
+  ``inject(kind)`` -> error id; ``recover_from_error(error_id)``, ``recover_all()``;
+- :class:`FaultProxy`: the loopback TCP fault proxy (delay, loss, cut, lost Kafka acks);
+- :class:`ErrorScenario`, :data:`SCENARIOS`, :func:`run_scenario`, :func:`write_report`;
+- :class:`FaultHarness`: one namespace of the pipeline driven batch by batch under faults;
+- :func:`classify`, :class:`Findings`: lost / duplicated / phantom records and their stage.
+"""
+
+from pipeline_props.faults.findings import Findings, StageFindings, classify
+from pipeline_props.faults.injector import FAULT_KINDS, ErrorInjector, InjectedCrash
+from pipeline_props.faults.proxy import FaultProxy
+from pipeline_props.faults.scenarios import (
+    SCENARIOS,
+    ErrorScenario,
+    FaultHarness,
+    ScenarioResult,
+    run_scenario,
+    write_report,
+)
+
+__all__ = [
+    "FAULT_KINDS",
+    "SCENARIOS",
+    "ErrorInjector",
+    "ErrorScenario",
+    "FaultHarness",
+    "FaultProxy",
+    "Findings",
+    "InjectedCrash",
+    "ScenarioResult",
+    "StageFindings",
+    "classify",
+    "run_scenario",
+    "write_report",
+]

@@ -69,6 +69,9 @@ class KafkaBroker:
     log_level: str = "WARN"
     pid: int | None = None
     create_time: float | None = None
+    #: Optional second listener (listen port, advertised port) for the fault proxy:
+    #: clients that bootstrap through a proxy on the advertised port stay behind it.
+    proxied_listener: tuple[int, int] | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -99,8 +102,17 @@ class KafkaBroker:
     def _format_storage(self) -> None:
         props = self.data_dir / "server.properties"
         log_dir = self.data_dir / "kraft-logs"
-        props.write_text(_SERVER_PROPERTIES.format(
-            port=self.port, controller_port=self.controller_port, log_dir=log_dir))
+        text = _SERVER_PROPERTIES.format(port=self.port, controller_port=self.controller_port,
+                                         log_dir=log_dir)
+        if self.proxied_listener is not None:
+            listen, advertised = self.proxied_listener
+            text = (text.replace("\nadvertised.listeners=PLAINTEXT://127.0.0.1:{}".format(self.port),
+                                 f"\nadvertised.listeners=PLAINTEXT://127.0.0.1:{self.port},"
+                                 f"PROXIED://127.0.0.1:{advertised}")
+                    .replace(f"\nlisteners=PLAINTEXT://127.0.0.1:{self.port},",
+                             f"\nlisteners=PLAINTEXT://127.0.0.1:{self.port},PROXIED://127.0.0.1:{listen},")
+                    .replace("PLAINTEXT:PLAINTEXT\n", "PLAINTEXT:PLAINTEXT,PROXIED:PLAINTEXT\n"))
+        props.write_text(text)
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(level=self.log_level))
         if (log_dir / "meta.properties").exists():
             return
