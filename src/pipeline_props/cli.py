@@ -252,6 +252,10 @@ from pipeline_props.reports.commands import register as _register_report_command
 
 _register_report_commands(app)  # report, bench, scaling
 
+from pipeline_props.faults.commands import register as _register_fault_commands  # noqa: E402
+
+_register_fault_commands(app)  # errors
+
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: maps PipelinePropsError to its exit code."""

@@ -1,0 +1,81 @@
+"""``pipeline-props errors``: run the fault scenarios against the real services and report."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``errors`` command to the CLI app."""
+    app.command("errors")(errors)
+
+
+def errors(
+    all_: Annotated[bool, typer.Option("--all", help="Run every registered scenario.")] = False,
+    scenario: Annotated[Optional[list[str]], typer.Option("--scenario", "-s",
+                                                          help="Scenario name (repeatable).")] = None,
+    rows: Annotated[int, typer.Option("--rows", min=1, help="Records per produced file.")] = 60,
+    seed: Annotated[int, typer.Option("--seed")] = 1,
+    list_: Annotated[bool, typer.Option("--list", help="List the scenarios and exit.")] = False,
+    artifacts_dir: Annotated[Optional[Path], typer.Option("--artifacts-dir")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config")] = None,
+) -> None:
+    """Inject faults into the running pipeline, recover, and prove nothing was lost or duplicated.
+
+    Exit 1 when any scenario loses, duplicates or invents records, does not
+    recover, or ends with tables that differ from the oracle.
+    """
+    from rich.table import Table
+
+    from pipeline_props.cli import _settings, console
+    from pipeline_props.errors import UsageError
+    from pipeline_props.faults.injector import ErrorInjector
+    from pipeline_props.faults.scenarios import SCENARIOS, run_scenario, write_report
+    from pipeline_props.infra import InfrastructureManager
+
+    if list_:
+        for s in SCENARIOS.values():
+            console.print(f"{s.name:26} [{s.error_type}/{s.component}] {s.description}")
+        raise typer.Exit(0)
+    if all_ == bool(scenario):
+        raise UsageError("give either --all or --scenario NAME")
+    names = list(SCENARIOS) if all_ else list(scenario or [])
+    for n in names:
+        if n not in SCENARIOS:
+            raise UsageError(f"unknown scenario {n!r}; known: {', '.join(SCENARIOS)}")
+    overrides = {"run": {"artifacts_dir": str(artifacts_dir)}} if artifacts_dir else None
+    settings = _settings(config, None, overrides)
+    infra = InfrastructureManager(settings)
+    results = []
+    try:
+        infra.start_services()
+        infra.wait_for_readiness()
+        with ErrorInjector(infra) as injector:
+            for n in names:
+                console.print(f"scenario {n} ...")
+                r = run_scenario(n, infra, injector=injector, rows=rows, seed=seed)
+                results.append(r)
+                colour = "green" if r.passed else "red"
+                console.print(f"  [{colour}]{'PASSED' if r.passed else 'FAILED'}[/{colour}] "
+                              f"recovered={r.recovered} in {r.recovery_seconds:.1f} s, lost={r.records_lost}, "
+                              f"duplicated={r.records_duplicated}, tables_equal={r.tables_equal}")
+                if r.error:
+                    console.print(f"  {r.error}", markup=False)
+    finally:
+        infra.cleanup()
+        folder = Path(settings.run.artifacts_dir) / f"faults_{time.strftime('%Y%m%dT%H%M%S')}"
+        if results:
+            path = write_report(results, folder)
+            console.print(f"report: {path}")
+    table = Table(title="fault scenarios")
+    for col in ("scenario", "recovered", "recovery s", "lost", "duplicated", "tables = oracle", "verdict"):
+        table.add_column(col)
+    for r in results:
+        table.add_row(r.name, str(r.recovered), f"{r.recovery_seconds:.1f}", str(r.records_lost),
+                      str(r.records_duplicated), str(r.tables_equal), "PASS" if r.passed else "FAIL")
+    console.print(table)
+    raise typer.Exit(0 if all(r.passed for r in results) else 1)
