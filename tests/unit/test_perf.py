@@ -195,3 +195,27 @@ def test_ab_verdicts_and_rendering() -> None:
     args = saved_run_args(storage=Path("/s"), compare_with="0001", threshold=0.1)
     assert "--benchmark-autosave" in args and "--benchmark-compare=0001" in args
     assert "--benchmark-compare-fail=median:10%" in args
+
+
+def test_reaped_children_cpu_is_counted() -> None:
+    # A parent that runs short busy children one after another: each exits
+    # between ticks, so only the parent's reaped-children times can show them.
+    parent = _child(
+        "import subprocess, sys, time\n"
+        "for _ in range(8):\n"
+        "    subprocess.run([sys.executable, '-c', 'import time\\nend=time.time()+0.15\\nwhile time.time()<end: pass'])\n"
+        "time.sleep(5)\n")
+    try:
+        with_reaped = ProcessSampler(interval=0.5)
+        with_reaped.watch("tree", lambda: with_children(parent.pid), reaped_children=True)
+        parent_only = ProcessSampler(interval=0.5)
+        parent_only.watch("parent", [parent.pid])
+        with with_reaped, parent_only:
+            time.sleep(3.5)
+        counted = sum(s.cpu_percent * 0.5 / 100 for s in with_reaped.samples("tree"))
+        alone = sum(s.cpu_percent * 0.5 / 100 for s in parent_only.samples("parent"))
+    finally:
+        parent.kill()
+        parent.wait()
+    # 8 children burn up to 1.2 CPU seconds (less when the machine is busy; interpreter start-up adds some)
+    assert counted > 0.3 and counted > 3 * alone, (counted, alone)

@@ -13,9 +13,11 @@ dbt           model                    staged rows                         this 
 oracle        oracle                   records read                        this Python process
 ============  =======================  ==================================  ===========================
 
-``seconds`` is the wall time of the component's stages, ``rows_per_s`` is
+``seconds`` is the pipeline's own time for the component's stages (its
+StageTimings; the stage windows when it reports none), ``rows_per_s`` is
 rows / seconds, ``resources`` is CPU (% of one core) and RSS sampled every
-``interval`` seconds inside those windows, ``resources_whole_run`` the same
+``interval`` seconds inside the stage windows (which also hold one-off costs
+such as starting the Spark JVM on first use or importing dbt), ``resources_whole_run`` the same
 over the whole run (services keep working outside their own stage: Postgres
 takes Spark's staging writes during ``transform``, the broker serves Spark's
 reads).
@@ -122,7 +124,7 @@ class PerformanceMonitor:
         if kafka is not None:
             self.sampler.watch("kafka", lambda: [kafka.pid] if kafka.pid else [])
         if postgres is not None:
-            self.sampler.watch("postgres", lambda: with_children(postgres.pid))
+            self.sampler.watch("postgres", lambda: with_children(postgres.pid), reaped_children=True)
         self.sampler.watch("spark", lambda: [p] if (p := spark_driver_pid()) else [])
 
     # -- stage windows ------------------------------------------------------
@@ -212,7 +214,10 @@ class PerformanceMonitor:
     # -- reports ------------------------------------------------------------
     def component_report(self, name: str, rows: int | None, stages: Sequence[str], target: str,
                          seconds: float | None = None) -> dict[str, Any]:
-        """One component's figures: rows, seconds, rows/s, resources in its windows and over the run."""
+        """One component's figures: rows, seconds, rows/s, resources in its windows and over the run.
+
+        ``seconds`` defaults to the length of the stage windows.
+        """
         wins = [w for s in stages for w in self.windows.get(s, [])]
         secs = seconds if seconds is not None else sum(b - a for a, b in wins)
         return {
@@ -248,9 +253,13 @@ class PerformanceMonitor:
                 continue
             if target not in self.sampler.targets:
                 continue
-            components[name] = self.component_report(name, rows[name], stages, target)
+            # The pipeline's own stage seconds when it reports them (a window also
+            # holds one-off costs around the stage: starting Spark, importing dbt).
+            own = [stage_seconds[s] for s in stages if stage_seconds and s in stage_seconds]
+            secs = sum(own) if own and len(own) == len(stages) else None
+            components[name] = self.component_report(name, rows[name], stages, target, seconds=secs)
         components.update(self.custom)
-        total = time.monotonic() - self.started
+        total = float((stage_seconds or {}).get("total") or time.monotonic() - self.started)
         legacy_rows = int(rows.get("producer") or rows.get("oracle") or 0)
         timings = dict(stage_seconds or {})
         for stage in self.windows:

@@ -10,6 +10,12 @@ two ticks divided by the wall time between them, as a percentage of one core
 (a JVM using both cores reads 200 %). A process that appears between ticks
 counts from its first sample on; one that exits loses its last interval (at
 most ``interval`` seconds of CPU), which is why sampling is frequent.
+A target watched with ``reaped_children=True`` (Postgres) also counts the CPU
+of members that exited between two ticks: their parent (the postmaster) reaps
+them, and its ``children_user``/``children_system`` times grow by their total,
+from which the part already counted is taken off. A member that started
+after the previous tick counts all its CPU. So short-lived backends (one per
+connection) are not lost.
 Memory is the sum of the processes' RSS (shared pages counted in each process,
 so Postgres' shared buffers count once per backend: an upper bound).
 """
@@ -99,6 +105,7 @@ def spark_driver_pid() -> int | None:
 @dataclass
 class _Target:
     source: PidSource
+    reaped_children: bool = False
     samples: list[Sample] = field(default_factory=list)
     last_cpu: dict[int, float] = field(default_factory=dict)
     procs: dict[int, psutil.Process] = field(default_factory=dict)
@@ -119,13 +126,20 @@ class ProcessSampler:
         self._thread: threading.Thread | None = None
         self._last_t: float | None = None
 
-    def watch(self, name: str, source: PidSource | Iterable[int]) -> None:
-        """Watch the processes ``source`` returns (a function, or a fixed list of pids) as ``name``."""
+    def watch(self, name: str, source: PidSource | Iterable[int], *, reaped_children: bool = False) -> None:
+        """Watch the processes ``source`` returns (a function, or a fixed list of pids) as ``name``.
+
+        ``reaped_children``: count the CPU of members that exited between ticks
+        through their parent's reaped-children times (for a process tree such
+        as Postgres' postmaster and its backends).
+        """
         if not callable(source):
             fixed = list(source)
             source = lambda: fixed  # noqa: E731
         with self._lock:
-            self._targets.setdefault(name, _Target(source)).source = source
+            target = self._targets.setdefault(name, _Target(source))
+            target.source = source
+            target.reaped_children = reaped_children
 
     @property
     def targets(self) -> list[str]:
@@ -161,14 +175,16 @@ class ProcessSampler:
     def sample_once(self) -> None:
         """Take one sample of every target now."""
         now = time.monotonic()
+        wall = time.time()
         with self._lock:
             dt = None if self._last_t is None else now - self._last_t
+            since = None if dt is None else wall - dt
             self._last_t = now
             for target in self._targets.values():
-                self._sample(target, now, dt)
+                self._sample(target, now, dt, since)
 
     @staticmethod
-    def _sample(target: _Target, now: float, dt: float | None) -> None:
+    def _sample(target: _Target, now: float, dt: float | None, since: float | None) -> None:
         try:
             pids = list(dict.fromkeys(target.source()))
         except Exception:  # a pid source must never kill the sampler
@@ -185,15 +201,25 @@ class ProcessSampler:
                 with proc.oneshot():
                     times = proc.cpu_times()
                     mem = proc.memory_info().rss
+                    created = proc.create_time()
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 target.procs.pop(pid, None)
                 continue
             cpu = times.user + times.system
+            if target.reaped_children:
+                cpu += times.children_user + times.children_system
             if pid in target.last_cpu:
                 cpu_delta += max(cpu - target.last_cpu[pid], 0.0)
+            elif target.reaped_children and since is not None and created >= since:
+                cpu_delta += cpu  # started since the last tick: all of its CPU is new
             seen[pid] = cpu
             rss += mem
             alive += 1
+        if target.reaped_children:
+            # Members gone since the last tick were reaped by a member whose
+            # children times now hold their total: take off what was counted.
+            gone = sum(c for pid, c in target.last_cpu.items() if pid not in seen)
+            cpu_delta = max(cpu_delta - gone, 0.0)
         target.last_cpu = seen
         if dt is not None and dt > 0:
             target.samples.append(Sample(now, 100.0 * cpu_delta / dt, rss, alive))

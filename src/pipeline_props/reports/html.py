@@ -32,7 +32,7 @@ def _e(value: Any) -> str:
 def _fmt(value: float | int | None, digits: int = 2) -> str:
     if value is None:
         return "-"
-    if isinstance(value, int) or (isinstance(value, float) and value.is_integer() and abs(value) >= 100):
+    if isinstance(value, int) or (isinstance(value, float) and value.is_integer()):
         return f"{int(value):,}"
     if abs(value) >= 1000:
         return f"{value:,.0f}"
