@@ -1,0 +1,214 @@
+"""The fault proxy and the injector's guards (unit), and service faults on the real services (faults)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline_props.errors import UsageError
+from pipeline_props.faults import FaultProxy
+from pipeline_props.faults.injector import FAULT_KINDS, _is_tmpfs
+
+
+class _Echo:
+    """A loopback echo server; with ``kafka`` it answers each framed request with its correlation id."""
+
+    def __init__(self, kafka: bool = False) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.kafka = kafka
+        self.requests: list[bytes] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            while True:
+                if not self.kafka:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    conn.sendall(data)
+                    continue
+                head = _recv(conn, 4)
+                if head is None:
+                    return
+                body = _recv(conn, struct.unpack(">i", head)[0])
+                if body is None:
+                    return
+                self.requests.append(body)
+                cid = body[4:8]
+                conn.sendall(struct.pack(">i", 4 + 2) + cid + b"ok")
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _recv(sock: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+@pytest.fixture
+def echo():
+    server = _Echo()
+    yield server
+    server.close()
+
+
+@pytest.mark.unit
+def test_proxy_forwards_and_adds_latency(echo: _Echo) -> None:
+    with FaultProxy(echo.port) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as c:
+            c.sendall(b"hello")
+            assert _recv(c, 5) == b"hello"
+            proxy.set_delay(0.3)
+            t0 = time.monotonic()
+            c.sendall(b"again")
+            assert _recv(c, 5) == b"again"
+            assert time.monotonic() - t0 >= 0.55  # delayed both ways
+        proxy.heal()
+        assert proxy.delay_s == 0
+
+
+@pytest.mark.unit
+def test_proxy_cut_resets_and_refuses_until_healed(echo: _Echo) -> None:
+    with FaultProxy(echo.port) as proxy:
+        c = socket.create_connection(("127.0.0.1", proxy.port), timeout=5)
+        c.sendall(b"x")
+        assert _recv(c, 1) == b"x"
+        proxy.cut()
+        with pytest.raises(OSError):
+            c.sendall(b"y" * 100000)
+            if not c.recv(1):
+                raise ConnectionResetError
+        c.close()
+        with pytest.raises(OSError):  # reset on connect, on send or at the first read
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as c2:
+                c2.sendall(b"z")
+                if not c2.recv(1):
+                    raise ConnectionResetError
+        proxy.heal()
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as c3:
+            c3.sendall(b"ok")
+            assert _recv(c3, 2) == b"ok"
+
+
+@pytest.mark.unit
+def test_proxy_replays_produce_requests_and_swallows_the_second_ack() -> None:
+    server = _Echo(kafka=True)
+    try:
+        with FaultProxy(server.port, kafka_framing=True) as proxy:
+            proxy.replay_produce = True
+            with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as c:
+                produce = struct.pack(">hhi", 0, 9, 77) + b"payload"
+                metadata = struct.pack(">hhi", 3, 12, 78) + b"meta"
+                for req in (produce, metadata):
+                    c.sendall(struct.pack(">i", len(req)) + req)
+                first = _recv(c, 10)
+                second = _recv(c, 10)
+                assert first is not None and second is not None
+                assert struct.unpack(">i", first[4:8])[0] == 77
+                assert struct.unpack(">i", second[4:8])[0] == 78  # the duplicate ack of 77 was swallowed
+            time.sleep(0.2)
+            assert [r[4:8] for r in server.requests].count(struct.pack(">i", 77)) == 2
+            assert [r[4:8] for r in server.requests].count(struct.pack(">i", 78)) == 1
+            assert proxy.stats.replayed_requests == 1 and proxy.stats.swallowed_responses == 1
+    finally:
+        server.close()
+
+
+@pytest.mark.unit
+def test_proxy_packet_loss_stalls_are_seeded(echo: _Echo) -> None:
+    with FaultProxy(echo.port, seed=3) as proxy:
+        proxy.set_loss(1.0, retransmit_s=0.1)
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=5) as c:
+            c.sendall(b"a")
+            assert _recv(c, 1) == b"a"
+        assert proxy.stats.delayed_chunks >= 2
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("host", ["10.0.0.1", "192.168.1.1", "example.com", "0.0.0.0"])
+def test_proxy_refuses_anything_but_loopback(host: str) -> None:
+    with pytest.raises(UsageError, match="loopback"):
+        FaultProxy(5432, target_host=host)
+
+
+@pytest.mark.unit
+def test_disk_full_refuses_a_directory_that_is_not_a_tmpfs(tmp_path: Path) -> None:
+    from pipeline_props.faults.injector import ErrorInjector
+
+    assert not _is_tmpfs(tmp_path)
+    inj = ErrorInjector.__new__(ErrorInjector)  # guards only: no services needed
+    with pytest.raises(UsageError, match="tmpfs"):
+        inj.inject_disk_full(tmp_path)
+
+
+@pytest.mark.unit
+def test_fault_kinds_cover_every_fault_family() -> None:
+    kinds = set(FAULT_KINDS)
+    assert {"kafka_kill", "kafka_pause", "postgres_stop", "spark_crash_after_write", "producer_crash",
+            "kafka_cut", "postgres_cut", "kafka_latency", "kafka_packet_loss", "kafka_ack_loss",
+            "cpu_hog"} <= kinds
+
+
+# ------------------------------------------------------------------ on the real services
+
+
+@pytest.mark.faults
+def test_service_faults_are_visible_and_undone(infrastructure, fault_injector) -> None:
+    """Postgres crash and Kafka pause are seen by clients, and recovery brings both back."""
+    import psycopg
+
+    inj = fault_injector
+    pg_id = inj.inject_service_failure("postgres", "stop")
+    try:
+        with pytest.raises(psycopg.OperationalError):
+            psycopg.connect(inj.postgres_dsn, connect_timeout=3).close()
+    finally:
+        inj.recover_from_error(pg_id)
+    assert infrastructure.postgres.healthy()
+    k_id = inj.inject_service_failure("kafka", "pause")
+    try:
+        assert not infrastructure.kafka.healthy(timeout=2)
+    finally:
+        inj.recover_from_error(k_id)
+    assert infrastructure.kafka.healthy(timeout=10)
+    assert not inj.active
+
+
+@pytest.mark.faults
+def test_recover_all_heals_even_when_the_test_body_fails(infrastructure, fault_injector) -> None:
+    inj = fault_injector
+    with pytest.raises(RuntimeError):
+        try:
+            inj.inject_network_failure("postgres", "cut")
+            inj.inject_cpu_hog(seconds=30)
+            raise RuntimeError("the test failed mid-fault")
+        finally:
+            inj.recover_all()
+    assert not inj.active and not inj.postgres_proxy.is_cut
+    import psycopg
+
+    with psycopg.connect(inj.postgres_dsn, connect_timeout=5) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)

@@ -1,0 +1,98 @@
+"""Findings classification and the scenario registry (unit); a scenario on the real services (faults)."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from pipeline_props.faults import SCENARIOS, classify
+from pipeline_props.faults.scenarios import ScenarioResult, write_report
+
+
+@pytest.mark.unit
+def test_clean_run_has_no_findings() -> None:
+    sends = {(0, 1): 1, (0, 2): 1}
+    f = classify(sends=sends, acked=sends, topic=[(0, 1), (0, 2)], staging=[(0, 2), (0, 1)])
+    assert f.ok and f.first_bad_stage is None
+    assert f.counts() == {"lost": 0, "duplicated": 0, "phantom": 0}
+
+
+@pytest.mark.unit
+def test_lost_duplicated_and_phantom_are_named_with_their_stage() -> None:
+    sends = {(0, 1): 1, (0, 2): 1, (1, 1): 1}
+    f = classify(sends=sends, acked=[(0, 1), (0, 2), (1, 1)],
+                 topic=[(0, 1), (0, 1), (0, 2), (1, 1)],
+                 staging=[(0, 1), (0, 1), (9, 9)],
+                 event_ids={(0, 1): "e1", (0, 2): "e2"})
+    assert f.first_bad_stage == "kafka"
+    assert f.stages["kafka"].duplicated == [((0, 1), 2)]
+    assert f.stages["staging"].lost == [(0, 2), (1, 1)]
+    assert f.stages["staging"].duplicated == [((0, 1), 2)]
+    assert f.stages["staging"].phantom == [(9, 9)]
+    text = f.render()
+    assert "event_id e1" in text and "phantom" in text and "kafka" in text
+    assert f.counts() == {"lost": 2, "duplicated": 1, "phantom": 1}
+
+
+@pytest.mark.unit
+def test_unknown_outcome_may_be_missing_but_not_doubled() -> None:
+    sends = {(0, 1): 1, (1, 1): 1}
+    ok = classify(sends=sends, acked=[(0, 1)], topic=[(0, 1)], staging=[(0, 1)])
+    assert ok.ok  # (1, 1) was never confirmed: absent is fine
+    bad = classify(sends=sends, acked=[(0, 1)], topic=[(0, 1), (1, 1)], staging=[(0, 1), (1, 1), (1, 1)])
+    assert bad.stages["staging"].duplicated == [((1, 1), 2)]
+    lost = classify(sends=sends, acked=[(0, 1)], topic=[(0, 1), (1, 1)], staging=[(0, 1)])
+    assert lost.stages["staging"].lost == [(1, 1)]  # reached Kafka, so it must reach staging
+
+
+@pytest.mark.unit
+def test_rerun_of_the_producer_may_double_the_topic_not_staging() -> None:
+    sends = {(0, 1): 2}
+    f = classify(sends=sends, acked=[(0, 1)], topic=[(0, 1), (0, 1)], staging=[(0, 1)])
+    assert f.ok
+
+
+@pytest.mark.unit
+@given(st.lists(st.tuples(st.integers(0, 3), st.integers(1, 5)), max_size=20),
+       st.lists(st.tuples(st.integers(0, 3), st.integers(1, 5)), max_size=20))
+def test_classification_is_exact(sent: list, staged: list) -> None:
+    sends = {p: 1 for p in sent}
+    f = classify(sends=sends, acked=sends, staging=staged)
+    s = f.stages["staging"]
+    assert set(s.lost) == set(sends) - set(staged)
+    assert set(s.phantom) == set(staged) - set(sends)
+    assert {p for p, _ in s.duplicated} == {p for p in staged if staged.count(p) > 1}
+    assert f.ok == (set(staged) == set(sends) and len(staged) == len(set(staged)))
+
+
+@pytest.mark.unit
+def test_registry_has_the_seed_scenarios_with_every_field() -> None:
+    for name in ("kafka_service_stop", "kafka_pause", "postgres_restart", "spark_driver_crash",
+                 "spark_crash_after_write", "producer_crash", "network_latency", "network_partition",
+                 "packet_loss", "corrupt_messages", "disk_full", "memory_pressure"):
+        s = SCENARIOS[name]
+        assert all([s.description, s.error_type, s.component, s.failure_point, s.expected_behavior,
+                    s.recovery_mechanism]), name
+        assert s.error_type in ("service", "network", "data", "resource")
+
+
+@pytest.mark.unit
+def test_report_fails_a_scenario_that_lost_or_duplicated(tmp_path) -> None:
+    good = ScenarioResult("postgres_restart", True, 1.0, 0, 0, 0, True, "", 3.0)
+    bad = ScenarioResult("producer_crash", True, 1.0, 0, 2, 0, False, "", 3.0)
+    assert good.passed and not bad.passed
+    import json
+
+    data = json.loads(write_report([good, bad], tmp_path).read_text())
+    assert data["passed"] is False
+    assert [s["passed"] for s in data["scenarios"]] == [True, False]
+
+
+@pytest.mark.faults
+def test_crash_after_write_scenario_recovers_exactly_once(infrastructure, fault_injector) -> None:
+    from pipeline_props.faults import run_scenario
+
+    r = run_scenario("spark_crash_after_write", infrastructure, injector=fault_injector, rows=20)
+    assert r.passed, r.error
+    assert "spark_crash_after_write" in fault_injector.armed.fired

@@ -1,0 +1,235 @@
+"""A Hypothesis state machine over the running services: produce, stream, inject, recover, dbt.
+
+Rules: produce a small generated batch (optionally with the producer killed
+mid-file), run the stream (availableNow; this is also "restart the query"),
+inject a fault from the menu, recover one active fault, run dbt.
+
+Invariants, checked with every stage's findings (lost / duplicated / phantom
+records and the stage where it went wrong, see pipeline_props.faults.findings):
+
+* after every recovery that leaves no fault active, once the stream caught up:
+  every acknowledged record is in the topic and in staging exactly once, no
+  record sent once is in the topic twice (an idempotent producer), records
+  whose send outcome is unknown are staged at most once, nothing is staged that
+  was never sent (conservation: staging == distinct positions in the topic);
+* at teardown, after healing every fault, rerunning the producer for batches
+  whose outcome was unknown (same positions) and catching up: the same, plus
+  the five tables after dbt equal the oracle over every batch.
+
+A failure shrinks to the minimal schedule and Hypothesis prints it as a
+runnable program. Budgets per profile: see ``_BUDGET``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule, run_state_machine_as_test
+
+from pipeline_props.faults import FaultHarness
+from pipeline_props.faults.scenarios import PLAIN_HEADER
+from pipeline_props.pipeline.reference import ReferencePipeline
+from pipeline_props.pipeline.staging import StagingSink
+from pipeline_props.strategies import sales_datasets
+from pipeline_props.testing.profiles import current_profile
+
+pytestmark = pytest.mark.faults
+
+#: (max_examples, steps per example, dbt runs allowed mid-run) per Hypothesis profile.
+_BUDGET = {"dev": (1, 5, 0), "ci": (1, 6, 0), "thorough": (50, 8, 1)}
+#: Faults the machine draws from. kafka_kill costs a 20-30 s broker restart here,
+#: so only the thorough profile draws it.
+FAULT_MENU: tuple[str, ...] = (
+    "postgres_stop", "postgres_cut", "kafka_cut", "kafka_pause", "postgres_latency",
+    "spark_crash_before_write", "spark_crash_after_write", "kafka_ack_loss",
+)
+THOROUGH_EXTRA: tuple[str, ...] = ("kafka_kill", "kafka_packet_loss")
+SPARK_FAULTS = frozenset({"spark_crash_before_write", "spark_crash_after_write"})
+KAFKA_FAULTS = frozenset({"kafka_cut", "kafka_pause", "kafka_kill", "kafka_packet_loss"})
+
+BATCHES = sales_datasets(min_rows=1, max_rows=6, files=1, error_rate=0.15, duplicate_rate=0.15,
+                         formatting=False)
+
+
+class PipelineFaultMachine(RuleBasedStateMachine):
+    """The pipeline under a generated schedule of batches, stream runs, faults and recoveries."""
+
+    infra: ClassVar[Any] = None
+    injector: ClassVar[Any] = None
+    pipeline_kwargs: ClassVar[dict[str, Any]] = {}
+    fault_menu: ClassVar[tuple[str, ...]] = FAULT_MENU
+    dbt_budget: ClassVar[int] = 0
+
+    def __init__(self) -> None:
+        super().__init__()
+        pipeline = ReferencePipeline(self.infra, partitions=1, **self.pipeline_kwargs)
+        self.h = FaultHarness(self.infra, self.injector, pipeline=pipeline)
+        self.h.prepare()
+        self.active: list[tuple[str, str]] = []  # (kind, error id)
+        self.dbt_runs = 0
+
+    # -- rules -----------------------------------------------------------------------
+    @rule(dataset=BATCHES, crash_after=st.none() | st.integers(1, 4))
+    def produce(self, dataset: Any, crash_after: int | None) -> None:
+        data = dataset.files[0][1]
+        if data.count(b"\n") < 1:
+            data = PLAIN_HEADER
+        if crash_after is not None:  # the producer killed mid-file: outcome unknown
+            self.injector.armed.producer_crash_after = crash_after
+        try:
+            self.h.produce(data)
+        finally:
+            self.injector.armed.producer_crash_after = None
+
+    @rule()
+    def run_stream(self) -> None:
+        """Run (or restart) the query on its checkpoint; under faults it may fail, loudly."""
+        kafka_down = any(k in KAFKA_FAULTS for k, _ in self.active)
+        self.h.run_stream(timeout_s=45 if kafka_down else None)
+
+    def _inject(self, kind: str) -> None:
+        if any(k == kind for k, _ in self.active):
+            return
+        error_id = self.injector.inject(kind)
+        self.active.append((kind, error_id))
+        if kind in SPARK_FAULTS:
+            # A driver crash exists only inside a running micro-batch: run the query now.
+            self.h.run_stream()
+
+    inject = precondition(lambda self: len(self.active) < 2)(
+        rule(kind=st.sampled_from(FAULT_MENU))(_inject))
+
+    @precondition(lambda self: bool(self.active))
+    @rule(which=st.integers(0, 3))
+    def recover(self, which: int) -> None:
+        _, error_id = self.active.pop(which % len(self.active))
+        self.injector.recover_from_error(error_id)
+        if not self.active:
+            self._check(marts=False, when="after recovery")
+
+    @precondition(lambda self: not self.active and self.dbt_runs < self.dbt_budget)
+    @rule()
+    def run_dbt(self) -> None:
+        self.dbt_runs += 1
+        self.h.run_dbt()
+
+    # -- checks ----------------------------------------------------------------------
+    def _check(self, *, marts: bool, when: str) -> None:
+        out = self.h.catch_up()
+        assert out.ok, f"{when}: the stream did not catch up with every fault healed: {out.error}"
+        if marts:
+            self.h.run_dbt()
+        findings = self.h.check(marts=marts)
+        batches = ", ".join(f"{b.file_index}:{b.status}" for b in self.h.batches)
+        assert findings.ok, f"{when} (batches {batches}):\n{findings.render()}"
+
+    def teardown(self) -> None:
+        try:
+            self.active.clear()
+            self.injector.recover_all()
+            self.h.resend_unknown()
+            self._check(marts=True, when="at teardown")
+        finally:
+            try:
+                self.injector.recover_all()
+            finally:
+                self.h.cleanup()
+
+
+def machine(menu: tuple[str, ...], *, dbt_budget: int = 0, **pipeline_kwargs: Any
+            ) -> type[PipelineFaultMachine]:
+    """The state machine drawing its faults from ``menu``, with the pipeline built from ``pipeline_kwargs``."""
+    attrs = {
+        "fault_menu": menu, "dbt_budget": dbt_budget, "pipeline_kwargs": pipeline_kwargs,
+        "inject": precondition(lambda self: len(self.active) < 2)(
+            rule(kind=st.sampled_from(menu))(PipelineFaultMachine._inject)),
+    }
+    return type("PipelineFaultMachine", (PipelineFaultMachine,), attrs)
+
+
+def _settings(examples: int, steps: int, **kw: Any) -> settings:
+    return settings(max_examples=examples, stateful_step_count=steps, deadline=None,
+                    suppress_health_check=list(HealthCheck), **kw)
+
+
+def _run(cls: type[PipelineFaultMachine], infra: Any, injector: Any, s: settings) -> None:
+    cls.infra, cls.injector = infra, injector
+    try:
+        run_state_machine_as_test(cls, settings=s)
+    finally:
+        injector.recover_all()
+
+
+def test_pipeline_survives_fault_schedules(infrastructure, fault_injector) -> None:
+    """The reference pipeline keeps every acknowledged record exactly once under generated faults."""
+    examples, steps, dbt = _BUDGET[current_profile()]
+
+    menu = FAULT_MENU + (THOROUGH_EXTRA if current_profile() == "thorough" else ())
+    _run(machine(menu, dbt_budget=dbt), infrastructure, fault_injector, _settings(examples, steps))
+
+
+# -------------------------------------------------------------------------- the proof
+
+
+class AppendingSink(StagingSink):
+    """A sink that is NOT idempotent on replay: no batch ledger, no key, plain INSERT (append)."""
+
+    def __init__(self, dsn: str, schema: str, **kw: Any) -> None:
+        super().__init__(dsn, schema, **kw)
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for t in ("stg_events", "stg_rejects"):
+                conn.execute(sql.SQL("ALTER TABLE {}.{} DROP CONSTRAINT IF EXISTS {}").format(
+                    sql.Identifier(schema), sql.Identifier(t), sql.Identifier(f"{t}_pkey")))
+
+    def _write(self, batch_id: int, valid: Any, rejects: Any) -> bool:
+        from psycopg import sql
+
+        from pipeline_props.pipeline import staging as S
+
+        with S._connect(self._dsn) as conn:  # noqa: SLF001
+            for stmt in S._TEMP_DDL:  # noqa: SLF001
+                conn.execute(stmt)
+            with conn.cursor() as cur:
+                if valid.num_rows:
+                    S._copy(cur, "_pp_events", valid)  # noqa: SLF001
+                    cols = sql.SQL(", ").join(sql.Identifier(c) for c in S.EVENT_COLUMNS)
+                    select = sql.SQL(", ").join(
+                        sql.SQL(S._EVENT_TIME_FROM_US) if c == "event_time" else sql.Identifier(c)  # noqa: SLF001
+                        for c in S.EVENT_COLUMNS)
+                    cur.execute(sql.SQL("INSERT INTO {}.stg_events ({}) SELECT {} FROM _pp_events").format(
+                        self._ident, cols, select))
+                if rejects.num_rows:
+                    S._copy(cur, "_pp_rejects", rejects)  # noqa: SLF001
+                    cols = sql.SQL(", ").join(sql.Identifier(c) for c in S.REJECT_COLUMNS)
+                    cur.execute(sql.SQL("INSERT INTO {}.stg_rejects ({}) SELECT {} FROM _pp_rejects").format(
+                        self._ident, cols, cols))
+            conn.commit()
+        return True
+
+
+_PROOF = dict(phases=[Phase.generate], database=None, derandomize=True)
+
+
+def test_state_machine_catches_a_sink_that_is_not_idempotent(infrastructure, fault_injector) -> None:
+    """Crash after the write + replay makes the appending sink store records twice: caught in staging."""
+
+    broken = machine(("spark_crash_after_write",), sink_factory=AppendingSink)
+    with pytest.raises(AssertionError) as info:
+        _run(broken, infrastructure, fault_injector, _settings(4, 5, **_PROOF))
+    assert "staging" in str(info.value) and "duplicated" in str(info.value), str(info.value)
+
+
+def test_state_machine_catches_a_producer_without_idempotence(infrastructure, fault_injector) -> None:
+    """A lost ack makes a non-idempotent producer's retry append the batch twice: caught in the topic."""
+
+    broken = machine(("kafka_ack_loss",),
+                     producer_config={"enable.idempotence": False, "acks": "all", "retries": 5})
+    with pytest.raises(AssertionError) as info:
+        _run(broken, infrastructure, fault_injector, _settings(4, 5, **_PROOF))
+    assert "kafka" in str(info.value) and "duplicated" in str(info.value), str(info.value)
