@@ -128,6 +128,11 @@ def split_records(data: bytes) -> Iterator[Record]:
         yield Record(raw=data[start:end], fields=tuple(fields), bad_quoting=bad)
 
 
+def _storable(text: str | None) -> str | None:
+    """SPEC section 6: U+0000 in rejected_rows text is stored as U+FFFD."""
+    return None if text is None else text.replace("\x00", "\ufffd")
+
+
 def is_utf8(raw: bytes) -> bool:
     """True when ``raw`` is valid UTF-8."""
     try:
@@ -500,12 +505,13 @@ def model_tables(files: Sequence[tuple[str, bytes]]) -> dict[str, list[tuple]]:
             conflicting.extend(group)
 
     rejected: list[tuple] = [
-        (r.file_name, r.record_number, r.event_id_field, r.reason, r.raw_record)
+        (r.file_name, r.record_number, _storable(r.event_id_field), r.reason, _storable(r.raw_record))
         for r in rows
         if r.reason is not None
     ]
     rejected += [
-        (r.file_name, r.record_number, r.event_id_field, c.CONFLICTING_DUPLICATE, r.raw_record)
+        (r.file_name, r.record_number, _storable(r.event_id_field), c.CONFLICTING_DUPLICATE,
+         _storable(r.raw_record))
         for r in conflicting
     ]
 
