@@ -18,7 +18,7 @@ import pytest
 
 from pipeline_props import contract
 from pipeline_props.compare import write_table_csv
-from pipeline_props.reports.html import bar_chart, collect, line_chart, render_html, verdict_of, write_report
+from pipeline_props.reports.html import _cell, bar_chart, collect, line_chart, render_html, verdict_of, write_report
 
 pytestmark = pytest.mark.unit
 
@@ -130,6 +130,7 @@ def test_verdicts_and_partial_runs(tmp_path: Path) -> None:
     page = render_html(collect(empty))
     assert "INCOMPLETE" in page and "no counts recorded" in page
     assert "no data" in bar_chart([]) and "no data" in line_chart({}, x_label="x", y_label="y")
+    assert _cell("a\x00b<") == "a\\x00b&lt;" and _cell(None) == "<i>NULL</i>"  # NUL visible in diffs
 
 
 # --------------------------------------------------------------------------- headless Chromium

@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,16 @@ def _fmt(value: float | int | None, digits: int = 2) -> str:
     if abs(value) >= 1000:
         return f"{value:,.0f}"
     return f"{value:.{digits}f}"
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def _cell(value: Any) -> str:
+    """A table cell's value: NULL spelled out, control characters visible (a NUL shows as \\x00)."""
+    if value is None:
+        return "<i>NULL</i>"
+    return _e(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value)))
 
 
 def _load_json(path: Path) -> Any:
@@ -246,13 +257,13 @@ def _diffs(div: Mapping[str, Any] | None) -> str:
         rows: list[list[str]] = []
         for kind in ("missing", "extra"):
             for r in t.get(kind, [])[:50]:
-                rows.append([f'<span class="tag {kind}">{kind}</span>'] + [_e("NULL" if v is None else v) for v in r])
+                rows.append([f'<span class="tag {kind}">{kind}</span>'] + [_cell(v) for v in r])
         for ch in t.get("changed", [])[:50]:
             diff = set(ch.get("differing_columns", []))
             for side in ("pipeline", "oracle"):
                 cells = [f'<span class="tag changed">{side}</span>']
                 for col, v in zip(cols, ch.get(side, [])):
-                    text = _e("NULL" if v is None else v)
+                    text = _cell(v)
                     cells.append(f'<mark>{text}</mark>' if col in diff else text)
                 rows.append(cells)
         parts.append('<div class="scroll">' + _table(["row", *cols], rows, "diff") + "</div>")
