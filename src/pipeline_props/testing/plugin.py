@@ -71,6 +71,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _skip_slow_outside_thorough(config, items)
     problems = []
     for item in items:
         used = set(getattr(item, "fixturenames", ())) & SERVICE_FIXTURES
@@ -80,6 +81,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                             f"{sorted(SERVICE_MARKERS)}")
     if problems:
         raise pytest.UsageError("pipeline-props marker check failed:\n  " + "\n  ".join(problems))
+
+
+def _skip_slow_outside_thorough(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``slow`` tests run in the thorough profile, or when selected with ``-m``."""
+    from pipeline_props.testing.profiles import current_profile
+
+    if current_profile() == "thorough" or "slow" in (config.getoption("markexpr", "") or ""):
+        return
+    skip = pytest.mark.skip(reason="slow: runs with --hypothesis-profile=thorough or -m slow")
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

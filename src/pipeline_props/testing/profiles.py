@@ -20,7 +20,7 @@ PROFILES = ("dev", "ci", "thorough")
 
 #: Examples for a full-path (services) test per profile; fast tests use a multiple.
 _FULL_PATH_EXAMPLES = {"dev": 3, "ci": 8, "thorough": 60}
-_FAST_EXAMPLES = {"dev": 50, "ci": 300, "thorough": 5000}
+_FAST_EXAMPLES = {"dev": 50, "ci": 150, "thorough": 5000}
 
 
 def _database() -> DirectoryBasedExampleDatabase:
