@@ -238,6 +238,18 @@ def _print_summary(result: Any, label: str) -> None:
     console.print(f"verdict: [{colour}]{result.verdict}[/{colour}]   artifacts: {result.artifacts_dir}")
 
 
+@app.command()
+def replay(
+    folder: Annotated[Path, typer.Argument(help="A repro folder, e.g. artifacts/repros/<id>.")],
+    warehouse: Annotated[Optional[str], typer.Option("--warehouse", help="postgres or duckdb.")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Replay a shrunk failure: its datasets through the pipeline and the oracle again (exit 0/1/2)."""
+    from pipeline_props.repro import replay_cli
+
+    raise typer.Exit(replay_cli(folder, warehouse, config))
+
+
 def _print_status(statuses: list[Any], backend: str) -> None:
     table = Table(title=f"services ({backend} backend)")
     for col in ("service", "port", "pid", "health", "detail"):

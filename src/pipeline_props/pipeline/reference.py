@@ -20,6 +20,16 @@ from pipeline_props.pipeline import export, ingest, model, staging, transform
 from pipeline_props.testing.protocol import TableSet
 
 
+def _truncate_staging(dsn: str, schema: str) -> None:
+    """Empty the staging tables and the batch ledger of ``schema`` (fixed-schema mode)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(dsn) as conn:
+        conn.execute(sql.SQL("TRUNCATE {}.stg_events, {}.stg_rejects, {}.batch_ledger").format(
+            *(sql.Identifier(schema),) * 3))
+
+
 @dataclass
 class StageTimings:
     """Seconds and rows per stage of the last run of one namespace."""
@@ -35,6 +45,12 @@ class ReferencePipeline:
     ``producer_config`` overrides producer settings (a fault test turns
     idempotence off); ``sink_factory`` swaps the staging sink (a mutation test
     installs a sink that is not idempotent on replay).
+
+    ``schema`` (property tests) puts every namespace's staging tables and
+    marts in that one warehouse schema instead of a schema per namespace:
+    ``prepare`` empties its staging tables and batch ledger, and the dbt build
+    reuses one parsed manifest. Topic and checkpoint stay per namespace. Only
+    one namespace may be in flight at a time then.
     """
 
     name = "reference"
@@ -47,12 +63,14 @@ class ReferencePipeline:
         producer_config: dict[str, Any] | None = None,
         sink_factory: Any = None,
         max_offsets_per_trigger: int | None = None,
+        schema: str | None = None,
     ) -> None:
         self.infra = infra
         self.partitions = partitions or infra.settings.run.kafka_partitions
         self.producer_config = producer_config
         self.sink_factory = sink_factory or staging.StagingSink
         self.max_offsets_per_trigger = max_offsets_per_trigger
+        self.schema = schema
         self.timings: dict[str, StageTimings] = {}
         self.messages_out: IO[str] | None = None
 
@@ -60,14 +78,23 @@ class ReferencePipeline:
     def checkpoint_dir(self, namespace: str) -> Path:
         return Path(self.infra.infra.home) / "checkpoints" / namespace
 
+    def schema_for(self, namespace: str) -> str:
+        """The warehouse schema of ``namespace``: the fixed ``schema`` if set, else the namespace."""
+        return self.schema or namespace
+
     def prepare(self, namespace: str) -> None:
         self.infra.setup_kafka_topics(namespace, partitions=self.partitions)
-        staging.create_staging(self.infra.postgres_dsn, namespace)
+        staging.create_staging(self.infra.postgres_dsn, self.schema_for(namespace))
+        if self.schema:
+            _truncate_staging(self.infra.postgres_dsn, self.schema)
         self.timings.setdefault(namespace, StageTimings())
 
     def cleanup(self, namespace: str) -> None:
         self.infra.delete_kafka_topics(namespace)
-        staging.drop_schema(self.infra.postgres_dsn, namespace)
+        if self.schema:
+            _truncate_staging(self.infra.postgres_dsn, self.schema)
+        else:
+            staging.drop_schema(self.infra.postgres_dsn, namespace)
         shutil.rmtree(self.checkpoint_dir(namespace), ignore_errors=True)
         self.timings.pop(namespace, None)
 
@@ -83,7 +110,7 @@ class ReferencePipeline:
 
     def transform(self, namespace: str) -> transform.TransformStats:
         """Run the streaming query with the availableNow trigger until the topic is drained."""
-        sink = self.sink_factory(self.infra.postgres_dsn, namespace)
+        sink = self.sink_factory(self.infra.postgres_dsn, self.schema_for(namespace))
         stats = transform.run_available_now(
             self.infra.spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
             checkpoint_dir=str(self.checkpoint_dir(namespace)), sink=sink,
@@ -94,6 +121,7 @@ class ReferencePipeline:
         return stats
 
     def warehouse_target(self, namespace: str) -> model.WarehouseTarget:
+        namespace = self.schema_for(namespace)
         infra = self.infra.infra
         pg = self.infra.postgres
         if pg is not None:
@@ -105,7 +133,7 @@ class ReferencePipeline:
 
     def model(self, namespace: str) -> model.DbtResult:
         """dbt build of the marts; a failing dbt test is a pipeline failure."""
-        result = model.run_dbt(self.warehouse_target(namespace))
+        result = model.run_dbt(self.warehouse_target(namespace), reuse_manifest=self.schema is not None)
         t = self.timings.setdefault(namespace, StageTimings())
         t.seconds["model"] = result.seconds
         if not result.success:
@@ -119,7 +147,7 @@ class ReferencePipeline:
 
     def read_tables(self, namespace: str) -> TableSet:
         started = time.perf_counter()
-        tables = export.export_postgres(self.infra.postgres_dsn, namespace)
+        tables = export.export_postgres(self.infra.postgres_dsn, self.schema_for(namespace))
         t = self.timings.setdefault(namespace, StageTimings())
         t.seconds["export"] = time.perf_counter() - started
         return tables
@@ -133,5 +161,5 @@ class ReferencePipeline:
         with psycopg.connect(self.infra.postgres_dsn) as conn:
             for table in ("stg_events", "stg_rejects", "batch_ledger"):
                 out[table] = conn.execute(sql.SQL("SELECT count(*) FROM {}.{}").format(
-                    sql.Identifier(namespace), sql.Identifier(table))).fetchone()[0]
+                    sql.Identifier(self.schema_for(namespace)), sql.Identifier(table))).fetchone()[0]
         return out

@@ -42,7 +42,10 @@ __all__ = [
     "check_same_marts",
     "daily_totals",
     "fresh_namespace",
+    "record_slices",
     "run_pipeline",
+    "shuffle_dataset",
+    "split_dataset",
 ]
 
 #: A dataset as the protocol takes it: (file name, bytes) in dataset order.
@@ -88,6 +91,7 @@ def _fail(
     pipeline: Any,
     repro_root: Path | str | None,
     divergence: Divergence | None = None,
+    write_repro: bool = True,
 ) -> DivergenceError:
     """Build the DivergenceError (and write the repro when this is the reported example)."""
     from pipeline_props import repro
@@ -99,7 +103,7 @@ def _fail(
     message = f"property {property_name!r} does not hold for pipeline " \
               f"{getattr(pipeline, 'name', type(pipeline).__name__)!r}:\n{problem}\n\n{shown}"
     folder: Path | None = None
-    if repro_root is not False and _writes_repros():  # type: ignore[comparison-overlap]
+    if write_repro and _writes_repros():
         folder = repro.write_repro(
             {label: _files_of(ds) for label, ds in datasets.items()},
             property_name=property_name,
@@ -163,6 +167,7 @@ def check_against_oracle(
     *,
     repro_root: Path | str | None = None,
     property_name: str = "equals the oracle",
+    write_repro: bool = True,
 ) -> TableSet:
     """Property 1: every output table equals the oracle's, value by value; conservation holds.
 
@@ -171,7 +176,7 @@ def check_against_oracle(
     the pipeline too (InputError from ``ingest``); then the empty TableSet is
     returned. Returns the pipeline's tables when everything held; raises
     DivergenceError otherwise (``.divergence`` and ``.repro_dir`` attached).
-    ``repro_root=False`` writes no repro (``replay`` uses it).
+    ``write_repro=False`` writes no repro (``replay`` uses it).
     """
     from pipeline_props.oracles import run_oracle
 
@@ -186,14 +191,16 @@ def check_against_oracle(
         except InputError:
             return {}
         raise _fail(property_name, f"the oracle refuses the dataset ({refused}), the pipeline "
-                    "accepted it", {"": dataset}, pipeline=pipeline, repro_root=repro_root) from None
+                    "accepted it", {"": dataset}, pipeline=pipeline, repro_root=repro_root,
+                    write_repro=write_repro) from None
     actual = run_pipeline(pipeline, namespace, files)
     divergence = compare(actual, expected)
     problems = [] if divergence.ok else [divergence.render()]
     problems += [f"conservation: {p}" for p in check_conservation(actual)]
     if problems:
         raise _fail(property_name, "\n".join(problems), {"": dataset}, pipeline=pipeline,
-                    repro_root=repro_root, divergence=None if divergence.ok else divergence)
+                    repro_root=repro_root, divergence=None if divergence.ok else divergence,
+                    write_repro=write_repro)
     _audit_events(actual)
     return actual
 
@@ -339,6 +346,78 @@ def check_ingest_twice(
     if problems:
         raise _fail("idempotence", "\n".join(problems), {"once": dataset}, pipeline=pipeline,
                     repro_root=repro_root, divergence=divergence)
+
+
+def record_slices(data: bytes) -> tuple[bytes, list[bytes]]:
+    """A file's bytes as (BOM + header record with its terminator, each counted record's bytes).
+
+    A record's bytes run from its first byte to the start of the next record
+    (its terminator and any empty lines after it included), so the slices
+    concatenate back to the file. Raises InputError for a refused header.
+    """
+    from pipeline_props.oracles.splitter import BOM, _after_terminator, _scan, read_header
+
+    bom = BOM if data.startswith(BOM) else b""
+    body = data[len(bom):]
+    header = read_header("x.csv", body)
+    slices: list[bytes] = []
+    pos = start = header.body_start
+    while pos < len(body):
+        if body[pos] in (0x0D, 0x0A):
+            pos = _after_terminator(body, pos)
+            continue
+        _, pos, _, _ = _scan(body, pos)
+        slices.append(body[start:pos])
+        start = pos
+    if slices:
+        slices[-1] += body[start:]
+    return bom + body[: header.body_start], slices
+
+
+def _terminated(record: bytes) -> bytes:
+    """``record`` ending in a terminator (a last record may have none)."""
+    return record if record.endswith((b"\n", b"\r")) else record + b"\n"
+
+
+def split_dataset(files: Files, cuts: Sequence[int]) -> list[tuple[str, bytes]]:
+    """Each file cut into consecutive parts before the given record indexes (same header each).
+
+    Part ``k`` of ``sales.csv`` is named ``sales.part<k>.csv``. Records keep
+    their bytes and order; only their file and number change.
+    """
+    out: list[tuple[str, bytes]] = []
+    for name, data in files:
+        head, records = record_slices(data)
+        bounds = sorted({c for c in cuts if 0 < c < len(records)})
+        stem, dot, suffix = name.rpartition(".")
+        starts = [0, *bounds]
+        ends = [*bounds, len(records)]
+        for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
+            part = f"{stem}.part{k}.{suffix}" if dot else f"{name}.part{k}"
+            body = b"".join(_terminated(r) if i < len(records) - 1 else r
+                            for i, r in zip(range(a, b), records[a:b]))
+            out.append((part if bounds else name, _terminated(head) + body))
+    return out
+
+
+def shuffle_dataset(files: Files, order: Sequence[int], file_order: Sequence[int]) -> list[tuple[str, bytes]]:
+    """Records of every file permuted by ``order`` (cycled over each file), files by ``file_order``.
+
+    A record left open by an unclosed quote runs to the end of its file, so
+    it stays last; every other record gets a terminator so none can merge.
+    """
+    shuffled: list[tuple[str, bytes]] = []
+    for name, data in files:
+        head, records = record_slices(data)
+        tail = [records.pop()] if records and not records[-1].endswith((b"\n", b"\r")) \
+            and b'"' in records[-1] else []
+        keyed = sorted(range(len(records)), key=lambda i: (order[i % len(order)] if order else 0, i))
+        body = b"".join(_terminated(records[i]) for i in keyed) + b"".join(tail)
+        shuffled.append((name, _terminated(head) + body if records or tail else data))
+    if file_order and len(shuffled) > 1:
+        ranks = sorted(range(len(shuffled)), key=lambda i: (file_order[i % len(file_order)], i))
+        shuffled = [shuffled[i] for i in ranks]
+    return shuffled
 
 
 def _event(label: str) -> None:
