@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -49,6 +50,8 @@ def errors(
             raise UsageError(f"unknown scenario {n!r}; known: {', '.join(SCENARIOS)}")
     overrides = {"run": {"artifacts_dir": str(artifacts_dir)}} if artifacts_dir else None
     settings = _settings(config, None, overrides)
+    # Injected driver crashes are expected: py4j would print each one's traceback.
+    logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
     infra = InfrastructureManager(settings)
     results = []
     try:

@@ -137,11 +137,28 @@ class ErrorInjector:
         wanted = (self._kafka_listener_port, self._kafka_proxy_port)
         self.kafka_proxy = FaultProxy(self._kafka_listener_port, port=self._kafka_proxy_port,
                                       kafka_framing=True).start()
-        if self.kafka.proxied_listener != wanted or not self._kafka_listener_up():
-            self.kafka.proxied_listener = wanted
+        if self._broker_has_listener(wanted):
+            self.kafka.proxied_listener = wanted  # a broker an earlier injector restarted: adopt it
+            return
+        self.kafka.proxied_listener = wanted
+        self.kafka.stop()
+        try:
+            self.kafka.start(timeout=self.infra.infra.startup_timeout_s)
+        except InfrastructureError:
+            # The ports are in the ephemeral range: a client socket can hold one for a moment.
+            time.sleep(3)
             self.kafka.stop()
             self.kafka.start(timeout=self.infra.infra.startup_timeout_s)
-            self.infra._save_state()  # noqa: SLF001 - the restarted broker has a new pid
+        self.infra._save_state()  # noqa: SLF001 - the restarted broker has a new pid
+
+    def _broker_has_listener(self, wanted: tuple[int, int]) -> bool:
+        try:
+            text = (self.kafka.data_dir / "server.properties").read_text()
+        except OSError:
+            return False
+        listen, advertised = wanted
+        return (f"PROXIED://127.0.0.1:{listen}" in text and f"PROXIED://127.0.0.1:{advertised}" in text
+                and self.kafka.running() and self._kafka_listener_up())
 
     def _kafka_listener_up(self) -> bool:
         return _process.port_open(self._kafka_listener_port)

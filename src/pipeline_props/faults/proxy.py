@@ -135,15 +135,18 @@ class _Conn:
                 if not self._impair():
                     self.close(reset=True)
                     return
-                self.upstream.sendall(data)
-                self.proxy.stats.bytes_up += len(data)
+                replay = False
                 if self.proxy.kafka_framing and self.proxy.replay_produce and len(data) >= 12:
                     api_key, _ver, cid = struct.unpack(">hhi", data[4:12])
                     if api_key == _KAFKA_PRODUCE_API_KEY:
-                        with self._lock:
+                        replay = True
+                        with self._lock:  # before sending: the first response may come back at once
                             self._replayed[cid] = 0
-                        self.upstream.sendall(data)  # the "retry" of a request whose ack got lost
-                        self.proxy.stats.replayed_requests += 1
+                self.upstream.sendall(data)
+                self.proxy.stats.bytes_up += len(data)
+                if replay:
+                    self.upstream.sendall(data)  # the "retry" of a request whose ack got lost
+                    self.proxy.stats.replayed_requests += 1
         except OSError:
             pass
         self.close()
