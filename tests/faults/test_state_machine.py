@@ -23,6 +23,7 @@ runnable program. Budgets per profile: see ``_BUDGET``.
 
 from __future__ import annotations
 
+import os
 from typing import Any, ClassVar
 
 import pytest
@@ -192,6 +193,7 @@ def _run(cls: type[PipelineFaultMachine], infra: Any, injector: Any, s: settings
 def test_pipeline_survives_fault_schedules(infrastructure, fault_injector) -> None:
     """The reference pipeline keeps every acknowledged record exactly once under generated faults."""
     examples, steps, dbt = _BUDGET[current_profile()]
+    examples = int(os.environ.get("PP_FAULT_SCHEDULES", examples))  # for measurement runs
 
     menu = FAULT_MENU + (THOROUGH_EXTRA if current_profile() == "thorough" else ())
     _run(machine(menu, dbt_budget=dbt), infrastructure, fault_injector, _settings(examples, steps))
