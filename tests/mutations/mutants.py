@@ -110,22 +110,23 @@ class CompiledModel:
         def bind(code: str) -> str:
             return code.replace(f'"{self.PLACEHOLDER}"', quoted)
 
-        failures: list[str] = []
-        with psycopg.connect(dsn, autocommit=True) as conn:
+        # One transaction for the models, one query for every test: fewer round trips.
+        with psycopg.connect(dsn, autocommit=False) as conn:
             for name, code in self.models:
                 try:
                     conn.execute(f'CREATE TABLE {quoted}."{name}" AS (\n{bind(code)}\n)')  # type: ignore[arg-type]
                 except psycopg.Error as exc:
                     raise PipelineStageError(
                         "model", f"model {name} failed: {exc.diag.message_primary or exc}") from None
-            for name, code in self.tests:
-                try:
-                    n = conn.execute(f"SELECT count(*) FROM (\n{bind(code)}\n) AS t").fetchone()[0]  # type: ignore[arg-type,index]
-                except psycopg.Error as exc:
-                    failures.append(f"{name}: {exc.diag.message_primary or exc}")
-                    continue
-                if n:
-                    failures.append(f"{name}: {n} failing row(s)")
+            conn.commit()
+            counts = " UNION ALL ".join(
+                f"SELECT {i} AS test, count(*) AS n FROM (\n{bind(code)}\n) AS t{i}"
+                for i, (_, code) in enumerate(self.tests))
+            try:
+                rows = conn.execute(counts).fetchall()  # type: ignore[arg-type]
+            except psycopg.Error as exc:
+                return [f"data tests: {exc.diag.message_primary or exc}"]
+        failures = [f"{self.tests[i][0]}: {n} failing row(s)" for i, n in sorted(rows) if n]
         return failures
 
 
@@ -415,7 +416,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "duplicates_counted_twice",
         "every identical copy of an event accepted (dbt int_duplicate_events)",
         "dbt", "direct",
-        sales_datasets(max_rows=6, duplicate_rate=0.5, edge_cases=False, formatting=False),
+        sales_datasets(max_rows=4, duplicate_rate=0.5, edge_cases=False, formatting=False),
         needs_rows=2,
         dbt_edits=(("models/intermediate/int_duplicate_events.sql",
                     "else 'duplicate'", "else 'accepted'"),),
@@ -425,7 +426,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "the first version of a conflicting event accepted, the others rejected "
         "(dbt int_duplicate_events)",
         "dbt", "direct",
-        sales_datasets(max_rows=6, duplicate_rate=0.5, edge_cases=False, formatting=False),
+        sales_datasets(max_rows=4, duplicate_rate=0.5, edge_cases=False, formatting=False),
         needs_rows=2,
         dbt_edits=(("models/intermediate/int_duplicate_events.sql",
                     "when versions.version_count > 1 then 'conflicting_duplicate'",
@@ -445,9 +446,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "reason_code_swapped",
         "INVALID_FORMAT and OUT_OF_RANGE swapped for quantity (Spark validate expressions)",
         "python", "direct",
-        sales_datasets(max_rows=8, error_rate=1.0, duplicate_rate=0.0, edge_cases=False,
+        sales_datasets(max_rows=4, error_rate=1.0, duplicate_rate=0.0, edge_cases=False,
                        formatting=False),
         patch=_reason_swapped,
+        examples={"dev": 10, "ci": 30, "thorough": 100},
     ),
     Mutant(
         "batch_written_twice",
@@ -471,9 +473,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "amount_usd held as numeric(11,2) like unit_price: amounts of 10^9 and more overflow "
         "(dbt money.sql)",
         "dbt", "direct",
-        sales_datasets(max_rows=12, edge_cases=True, **_SMALL),
+        sales_datasets(max_rows=8, edge_cases=True, **_SMALL),
         dbt_edits=(("macros/money.sql", _NARROW, _NARROW_MUTANT),),
-        examples={"dev": 8, "ci": 20, "thorough": 80},
+        examples={"dev": 20, "ci": 60, "thorough": 200},
     ),
     Mutant(
         "columns_by_position",

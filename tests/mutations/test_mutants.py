@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, given, reject, settings
 from hypothesis import strategies as st
 from hypothesis.internal.conjecture import engine as hypothesis_engine
 
@@ -31,6 +31,9 @@ pytestmark = [pytest.mark.mutations, pytest.mark.integration]
 
 #: Seconds Hypothesis may spend shrinking one mutant's counterexample, per profile.
 SHRINK_SECONDS = {"dev": 30, "ci": 45, "thorough": 300}
+#: Profiles that stop shrinking once the counterexample has as few rows as the bug needs
+#: (its values are then left as they are); thorough shrinks the values too.
+STOP_AT_NEEDED_ROWS = {"dev": True, "ci": True, "thorough": False}
 MAX_ROWS_AFTER_SHRINK = 3
 
 
@@ -68,8 +71,12 @@ def shrink_budget(seconds: float) -> Iterator[None]:
 
 
 def hunt(strategy: st.SearchStrategy[SalesDataset], pipeline: MiniPipeline, *, max_examples: int,
-         shrink_seconds: float) -> dict[str, Any]:
-    """Run the differential property; return whether it failed, when, and the shrunk dataset."""
+         shrink_seconds: float, stop_at_rows: int | None = None) -> dict[str, Any]:
+    """Run the differential property; return whether it failed, when, and the shrunk dataset.
+
+    With ``stop_at_rows``, once a counterexample of at most that many rows is
+    found every further candidate is rejected unrun, so shrinking ends there.
+    """
     cache: dict[tuple[tuple[str, bytes], ...], str | None] = {}
     failing: list[tuple[SalesDataset, str]] = []
     stamps: dict[str, float] = {}
@@ -81,11 +88,15 @@ def hunt(strategy: st.SearchStrategy[SalesDataset], pipeline: MiniPipeline, *, m
     @given(strategy)
     def pipeline_equals_oracle(dataset: SalesDataset) -> None:
         if dataset.files not in cache:  # shrinking revisits datasets; the pipeline is deterministic
+            if "small enough" in stamps:
+                reject()
             cache[dataset.files] = differential(pipeline, dataset.files)
         problem = cache[dataset.files]
         if problem is not None:
             stamps.setdefault("caught", time.perf_counter())
             failing.append((dataset, problem))
+            if stop_at_rows is not None and dataset.row_count <= stop_at_rows:
+                stamps.setdefault("small enough", time.perf_counter())
         assert problem is None, problem
 
     caught = False
@@ -123,7 +134,8 @@ def test_mutant_is_caught(mutant: Mutant, mutation_env: Any, monkeypatch: pytest
     pipeline = MiniPipeline(mutation_env.infra, compiled, **mutant.pipeline_kwargs)
     setup_seconds = time.perf_counter() - setup
     outcome = hunt(mutant.strategy, pipeline, max_examples=mutant.examples[profile],
-                   shrink_seconds=SHRINK_SECONDS[profile])
+                   shrink_seconds=SHRINK_SECONDS[profile],
+                   stop_at_rows=mutant.needs_rows if STOP_AT_NEEDED_ROWS[profile] else None)
     entry = {"mutant": mutant.name, "description": mutant.description, "where": mutant.where,
              "path": mutant.path, "profile": profile, "setup_seconds": round(setup_seconds, 1),
              **outcome}
