@@ -369,9 +369,12 @@ def record_slices(data: bytes) -> tuple[bytes, list[bytes]]:
         _, pos, _, _ = _scan(body, pos)
         slices.append(body[start:pos])
         start = pos
+    head = bom + body[: header.body_start]
     if slices:
         slices[-1] += body[start:]
-    return bom + body[: header.body_start], slices
+    else:  # only empty lines after the header
+        head += body[start:]
+    return head, slices
 
 
 def _terminated(record: bytes) -> bytes:
