@@ -412,8 +412,9 @@ def shuffle_dataset(files: Files, order: Sequence[int], file_order: Sequence[int
     shuffled: list[tuple[str, bytes]] = []
     for name, data in files:
         head, records = record_slices(data)
-        tail = [records.pop()] if records and not records[-1].endswith((b"\n", b"\r")) \
-            and b'"' in records[-1] else []
+        # An unclosed quote may end the file, terminators inside it: a last
+        # record holding any quote stays last (a conservative test for it).
+        tail = [records.pop()] if records and b'"' in records[-1] else []
         keyed = sorted(range(len(records)), key=lambda i: (order[i % len(order)] if order else 0, i))
         body = b"".join(_terminated(records[i]) for i in keyed) + b"".join(tail)
         shuffled.append((name, _terminated(head) + body if records or tail else data))
