@@ -403,6 +403,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "dbt", "direct",
         sales_datasets(max_rows=8, edge_cases=True, **_SMALL),
         dbt_edits=(("macros/money.sql", _HALF_AWAY, _HALF_EVEN),),
+        slow=True,
     ),
     Mutant(
         "utc_date_before_conversion",
@@ -418,6 +419,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "dbt", "direct",
         sales_datasets(max_rows=4, duplicate_rate=0.5, edge_cases=False, formatting=False),
         needs_rows=2,
+        examples={"dev": 10, "ci": 30, "thorough": 100},
         dbt_edits=(("models/intermediate/int_duplicate_events.sql",
                     "else 'duplicate'", "else 'accepted'"),),
     ),
@@ -428,6 +430,7 @@ MUTANTS: tuple[Mutant, ...] = (
         "dbt", "direct",
         sales_datasets(max_rows=4, duplicate_rate=0.5, edge_cases=False, formatting=False),
         needs_rows=2,
+        examples={"dev": 10, "ci": 30, "thorough": 100},
         dbt_edits=(("models/intermediate/int_duplicate_events.sql",
                     "when versions.version_count > 1 then 'conflicting_duplicate'",
                     "when versions.version_count > 1 and row_number() over (\n"
@@ -450,6 +453,7 @@ MUTANTS: tuple[Mutant, ...] = (
                        formatting=False),
         patch=_reason_swapped,
         examples={"dev": 10, "ci": 30, "thorough": 100},
+        slow=True,
     ),
     Mutant(
         "batch_written_twice",
@@ -476,6 +480,7 @@ MUTANTS: tuple[Mutant, ...] = (
         sales_datasets(max_rows=8, edge_cases=True, **_SMALL),
         dbt_edits=(("macros/money.sql", _NARROW, _NARROW_MUTANT),),
         examples={"dev": 20, "ci": 60, "thorough": 200},
+        slow=True,
     ),
     Mutant(
         "columns_by_position",

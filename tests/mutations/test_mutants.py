@@ -29,8 +29,11 @@ from pipeline_props.testing.profiles import current_profile
 
 pytestmark = [pytest.mark.mutations, pytest.mark.integration]
 
-#: Seconds Hypothesis may spend shrinking one mutant's counterexample, per profile.
-SHRINK_SECONDS = {"dev": 30, "ci": 45, "thorough": 300}
+#: Pipeline runs one mutant's search may make (generation and shrinking), per profile.
+#: A count, not a time, so the outcome does not depend on the machine's load.
+MAX_RUNS = {"dev": 60, "ci": 80, "thorough": 500}
+#: Safety net on Hypothesis' own shrinking time, per profile.
+SHRINK_SECONDS = {"dev": 120, "ci": 180, "thorough": 600}
 #: Profiles that stop shrinking once the counterexample has as few rows as the bug needs
 #: (its values are then left as they are); thorough shrinks the values too.
 STOP_AT_NEEDED_ROWS = {"dev": True, "ci": True, "thorough": False}
@@ -71,11 +74,12 @@ def shrink_budget(seconds: float) -> Iterator[None]:
 
 
 def hunt(strategy: st.SearchStrategy[SalesDataset], pipeline: MiniPipeline, *, max_examples: int,
-         shrink_seconds: float, stop_at_rows: int | None = None) -> dict[str, Any]:
+         shrink_seconds: float, max_runs: int, stop_at_rows: int | None = None) -> dict[str, Any]:
     """Run the differential property; return whether it failed, when, and the shrunk dataset.
 
-    With ``stop_at_rows``, once a counterexample of at most that many rows is
-    found every further candidate is rejected unrun, so shrinking ends there.
+    After ``max_runs`` pipeline runs, or with ``stop_at_rows`` once a
+    counterexample of at most that many rows is found, every new candidate is
+    rejected unrun, so Hypothesis ends with the smallest failure so far.
     """
     cache: dict[tuple[tuple[str, bytes], ...], str | None] = {}
     failing: list[tuple[SalesDataset, str]] = []
@@ -88,7 +92,7 @@ def hunt(strategy: st.SearchStrategy[SalesDataset], pipeline: MiniPipeline, *, m
     @given(strategy)
     def pipeline_equals_oracle(dataset: SalesDataset) -> None:
         if dataset.files not in cache:  # shrinking revisits datasets; the pipeline is deterministic
-            if "small enough" in stamps:
+            if "small enough" in stamps or len(cache) >= max_runs:
                 reject()
             cache[dataset.files] = differential(pipeline, dataset.files)
         problem = cache[dataset.files]
@@ -134,10 +138,10 @@ def test_mutant_is_caught(mutant: Mutant, mutation_env: Any, monkeypatch: pytest
     pipeline = MiniPipeline(mutation_env.infra, compiled, **mutant.pipeline_kwargs)
     setup_seconds = time.perf_counter() - setup
     outcome = hunt(mutant.strategy, pipeline, max_examples=mutant.examples[profile],
-                   shrink_seconds=SHRINK_SECONDS[profile],
+                   shrink_seconds=SHRINK_SECONDS[profile], max_runs=MAX_RUNS[profile],
                    stop_at_rows=mutant.needs_rows if STOP_AT_NEEDED_ROWS[profile] else None)
     entry = {"mutant": mutant.name, "description": mutant.description, "where": mutant.where,
-             "path": mutant.path, "profile": profile, "setup_seconds": round(setup_seconds, 1),
+             "path": mutant.path, "profile": profile, "slow": mutant.slow, "setup_seconds": round(setup_seconds, 1),
              **outcome}
     mutation_env.record(entry)
     assert outcome["caught"], f"mutant {mutant.name} survived {mutant.examples[profile]} examples"
@@ -152,7 +156,7 @@ def test_sanity_no_mutant(mutation_env: Any) -> None:
     pipeline = MiniPipeline(mutation_env.infra, mutation_env.baseline)
     strategy = sales_datasets(min_rows=6, max_rows=10, files=(1, 2), error_rate=0.3,
                               duplicate_rate=0.3)
-    outcome = hunt(strategy, pipeline, max_examples=2, shrink_seconds=0)
+    outcome = hunt(strategy, pipeline, max_examples=2, shrink_seconds=0, max_runs=2)
     assert not outcome["caught"], outcome["divergence"]
 
     dataset = SalesDataset(files=(("s.csv", _SANITY_CSV),))
