@@ -69,7 +69,7 @@ def test_every_table_equals_the_oracle_and_daily_sums_hold(pipeline: ReferencePi
         check_partition_sums(tables, dataset, pipeline=pipeline)
 
 
-@settings(max_examples=max(2, FULL // 2))
+@settings(max_examples=max(2, FULL // 4))
 @given(dataset=DIRTY, order=st.lists(st.integers(0, 50), min_size=1, max_size=12),
        file_order=st.permutations([0, 1]))
 def test_shuffled_records_and_more_partitions_change_nothing(
@@ -89,7 +89,7 @@ def test_shuffled_records_and_more_partitions_change_nothing(
                      pipeline=wide_pipeline)
 
 
-@settings(max_examples=max(2, FULL // 2))
+@settings(max_examples=max(2, FULL // 4))
 @given(dataset=ONE_FILE, cuts=st.lists(st.integers(1, 11), min_size=1, max_size=3))
 def test_one_file_or_several_gives_the_same_tables(pipeline: ReferencePipeline, dataset: SalesDataset,
                                                     cuts: list[int]) -> None:
@@ -104,7 +104,7 @@ def test_one_file_or_several_gives_the_same_tables(pipeline: ReferencePipeline, 
                      property_name="split invariance", positions_invariant=False, pipeline=pipeline)
 
 
-@settings(max_examples=max(2, FULL // 2))
+@settings(max_examples=max(2, FULL // 4))
 @given(dataset=ONE_FILE)
 def test_ingesting_a_file_twice_only_adds_duplicates(pipeline: ReferencePipeline,
                                                      dataset: SalesDataset) -> None:
