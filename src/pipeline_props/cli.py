@@ -138,6 +138,8 @@ def run(
     seed: Annotated[int, typer.Option("--seed")] = 42,
     artifacts_dir: Annotated[Optional[Path], typer.Option("--artifacts-dir")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the namespace for inspection.")] = False,
+    warehouse: Annotated[Optional[str], typer.Option(
+        "--warehouse", help="postgres (default) or duckdb (embedded, dbt-duckdb).")] = None,
     config: ConfigOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
@@ -150,7 +152,9 @@ def run(
 
     overrides: dict[str, dict[str, Any]] = {}
     if artifacts_dir is not None:
-        overrides["run"] = {"artifacts_dir": str(artifacts_dir)}
+        overrides.setdefault("run", {})["artifacts_dir"] = str(artifacts_dir)
+    if warehouse is not None:
+        overrides.setdefault("run", {})["warehouse"] = warehouse
     settings = _settings(config, log_level, overrides)
     if bool(input_files) == bool(test):
         raise UsageError("give either --input FILE [...] or --test SCENARIO (one of them)")

@@ -157,9 +157,9 @@ def run_dataset(
         step("services", "done")
     monitor.watch_services(infra)
     if pipeline is None:
-        from pipeline_props.pipeline.reference import ReferencePipeline
+        from pipeline_props.repro import make_pipeline
 
-        pipeline = ReferencePipeline(infra)
+        pipeline = make_pipeline(infra, settings.run.warehouse)
 
     success = False
     try:
