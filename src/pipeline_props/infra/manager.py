@@ -94,9 +94,11 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
     @property
     def spark(self) -> SparkSession:
         """The shared SparkSession (started on first use)."""
-        from pipeline_props.infra.spark import get_spark_session
+        from pipeline_props.infra import spark as spark_mod
 
-        return get_spark_session(self.infra)
+        if not spark_mod.session_active():
+            self._started.add("spark")  # this manager starts it, so its cleanup stops it
+        return spark_mod.get_spark_session(self.infra)
 
     # -- lifecycle ---------------------------------------------------------
     def __enter__(self) -> InfrastructureManager:
@@ -332,9 +334,12 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         self._containers = []
         if self.backend != "local":
             return
-        from pipeline_props.infra.spark import stop_spark_session
+        if "spark" in self._started:
+            # The session is process-wide: only the manager that started it stops it,
+            # so a second manager (a CLI call inside a test) never pulls it from under others.
+            from pipeline_props.infra.spark import stop_spark_session
 
-        stop_spark_session()
+            stop_spark_session()
         stop_kafka = stop_all or "kafka" in self._started
         stop_pg = stop_all or "postgres" in self._started
         if stop_kafka and self.kafka is not None:

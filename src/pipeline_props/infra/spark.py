@@ -69,6 +69,12 @@ def get_spark_session(infra: InfrastructureSettings | None = None) -> SparkSessi
         return _session
 
 
+def session_active() -> bool:
+    """True when the process-wide session exists and has not been stopped."""
+    with _lock:
+        return _session is not None and _session.sparkContext._jsc is not None  # noqa: SLF001
+
+
 def stop_spark_session() -> None:
     """Stop the shared session if one runs."""
     global _session
