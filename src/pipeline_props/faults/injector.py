@@ -130,7 +130,9 @@ class ErrorInjector:
         if self.postgres_proxy is None:
             return self.postgres.dsn
         p = self.postgres
-        return f"host=127.0.0.1 port={self.postgres_proxy.port} user={p.user} dbname={p.dbname}"
+        # connect_timeout bounds a connection attempt that a network fault stalls.
+        return (f"host=127.0.0.1 port={self.postgres_proxy.port} user={p.user} dbname={p.dbname} "
+                "connect_timeout=10")
 
     def _start_proxies(self) -> None:
         self.postgres_proxy = FaultProxy(self.postgres.port, port=self._pg_proxy_port).start()
