@@ -28,7 +28,9 @@ def spark_conf(infra: InfrastructureSettings) -> dict[str, str]:
         "spark.jars": jars,
         "spark.driver.memory": infra.spark_driver_memory,
         "spark.sql.session.timeZone": "UTC",
-        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC",
+        # The validation plan generates methods above the JIT's 8000-byte limit; let the JIT
+        # compile them instead of interpreting (measured ~1.2-2x on the transform, noisy machine).
+        "spark.driver.extraJavaOptions": "-Duser.timezone=UTC -XX:-DontCompileHugeMethods",
         "spark.sql.ansi.enabled": "true",
         "spark.sql.shuffle.partitions": "2",
         "spark.default.parallelism": "2",
