@@ -28,6 +28,7 @@ from psycopg.conninfo import conninfo_to_dict
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from pipeline_props.contract import COLUMNS
 from pipeline_props.errors import PipelineStageError
 
 log = logging.getLogger(__name__)
@@ -39,24 +40,7 @@ STAGE = "staging"
 #: value excludes control characters).
 NUL_REPLACEMENT = "\ufffd"
 
-EVENT_COLUMNS: tuple[str, ...] = (
-    "file_index",
-    "source_file",
-    "record_number",
-    "event_id",
-    "order_id",
-    "customer_id",
-    "product_id",
-    "category",
-    "region",
-    "channel",
-    "quantity",
-    "unit_price",
-    "discount",
-    "currency",
-    "event_time",
-    "raw_record",
-)
+EVENT_COLUMNS: tuple[str, ...] = ("file_index", "source_file", "record_number", *COLUMNS, "raw_record")
 REJECT_COLUMNS: tuple[str, ...] = (
     "file_index",
     "source_file",

@@ -53,23 +53,7 @@ PARTITION_STRIDE = 10**12
 
 #: Columns of validate()'s output, in order (the sink selects them by name).
 OUTPUT_COLUMNS: tuple[str, ...] = (
-    "file_index",
-    "source_file",
-    "record_number",
-    "raw_record",
-    "event_id",
-    "reason",
-    "order_id",
-    "customer_id",
-    "product_id",
-    "category",
-    "region",
-    "channel",
-    "quantity",
-    "unit_price",
-    "discount",
-    "currency",
-    "event_time",
+    "file_index", "source_file", "record_number", "raw_record", "event_id", "reason", *C.COLUMNS[1:],
 )
 
 _LOWER = "abcdefghijklmnopqrstuvwxyz"
