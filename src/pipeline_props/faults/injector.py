@@ -251,14 +251,13 @@ class ErrorInjector:
         filler = directory / f".pp-filler-{uuid.uuid4().hex[:6]}"
         st = os.statvfs(directory)
         size = max(0, st.f_bavail * st.f_frsize - keep_bytes)
-        with open(filler, "wb") as fh:
-            try:
+        try:
+            with open(filler, "wb", buffering=0) as fh:
                 fh.write(b"\0" * size)
                 while True:  # top off whatever the estimate missed
                     fh.write(b"\0" * 4096)
-                    fh.flush()
-            except OSError:
-                pass
+        except OSError:  # ENOSPC: full, as wanted
+            pass
         return self._register("disk_full", {"directory": str(directory)},
                                lambda: filler.unlink(missing_ok=True))
 
