@@ -428,9 +428,11 @@ MUTANTS: tuple[Mutant, ...] = (
         "the first version of a conflicting event accepted, the others rejected "
         "(dbt int_duplicate_events)",
         "dbt", "direct",
-        sales_datasets(max_rows=4, duplicate_rate=0.5, edge_cases=False, formatting=False),
+        # A conflicting pair must be drawn first: a high duplicate rate and a wider
+        # budget keep the derandomized search from missing it (it did at 0.5 / 30).
+        sales_datasets(max_rows=4, duplicate_rate=0.9, edge_cases=False, formatting=False),
         needs_rows=2,
-        examples={"dev": 10, "ci": 30, "thorough": 100},
+        examples={"dev": 20, "ci": 60, "thorough": 150},
         dbt_edits=(("models/intermediate/int_duplicate_events.sql",
                     "when versions.version_count > 1 then 'conflicting_duplicate'",
                     "when versions.version_count > 1 and row_number() over (\n"
