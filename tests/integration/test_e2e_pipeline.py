@@ -23,15 +23,15 @@ pytestmark = pytest.mark.integration
 RECORDS = 300  # small: the ci profile runs all six scenarios
 
 
+@pytest.fixture(scope="module")
+def suite(infrastructure, tmp_path_factory) -> Iterator[_Suite]:
+    """The library suite on the session's services, artifacts in a temp folder."""
+    artifacts = tmp_path_factory.mktemp("e2e-artifacts")
+    yield _Suite(config_override={"run": {"artifacts_dir": str(artifacts)}}, infra=infrastructure)
+
+
 class E2EPipelineTestSuite:
     """One test method per scenario, as in the seed framework."""
-
-    @pytest.fixture(scope="class")
-    def suite(self, infrastructure, tmp_path_factory) -> Iterator[_Suite]:
-        artifacts = tmp_path_factory.mktemp("e2e-artifacts")
-        s = _Suite(config_override={"run": {"artifacts_dir": str(artifacts)}},
-                   infra=infrastructure)
-        yield s
 
     def _check(self, suite: _Suite, scenario: str, **params) -> None:
         result = suite.run_complete_pipeline_test(scenario, RECORDS, seed=7, **params)
