@@ -40,6 +40,7 @@ from psycopg import sql
 from pipeline_props import contract as C
 from pipeline_props.errors import InputError, PipelineStageError
 from pipeline_props.pipeline import export, ingest, messages, model, reader, staging, transform
+from pipeline_props.pipeline.reference import postgres_target
 from pipeline_props.strategies import SalesDataset, sales_datasets
 
 Files = tuple[tuple[str, bytes], ...]
@@ -170,14 +171,7 @@ class MiniPipeline:
         self.transformed = transform.transform(source)
 
     def target(self, schema: str) -> model.WarehouseTarget:
-        pg = self.infra.postgres
-        infra = self.infra.infra
-        if pg is not None:
-            return model.WarehouseTarget(kind="postgres", schema=schema, host="127.0.0.1",
-                                         port=pg.port, user=pg.user, dbname=pg.dbname)
-        return model.WarehouseTarget(kind="postgres", schema=schema, host=infra.postgres_host,
-                                     port=infra.postgres_port, user=infra.postgres_user,
-                                     password=infra.postgres_password, dbname=infra.postgres_db)
+        return postgres_target(self.infra, schema)
 
     def _encode(self, files: Files, run_id: str) -> list[bytes]:
         ingest.check_headers(files)  # a refused file sends nothing

@@ -39,6 +39,18 @@ class StageTimings:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def postgres_target(infra: InfrastructureManager, schema: str) -> model.WarehouseTarget:
+    """The dbt target for ``schema`` on the manager's warehouse (local cluster or external)."""
+    pg = infra.postgres
+    if pg is not None:
+        return model.WarehouseTarget(kind="postgres", schema=schema, host="127.0.0.1",
+                                     port=pg.port, user=pg.user, dbname=pg.dbname)
+    cfg = infra.infra
+    return model.WarehouseTarget(kind="postgres", schema=schema, host=cfg.postgres_host,
+                                 port=cfg.postgres_port, user=cfg.postgres_user,
+                                 password=cfg.postgres_password, dbname=cfg.postgres_db)
+
+
 class ReferencePipeline:
     """The shipped CSV -> Kafka -> Spark -> Postgres -> dbt pipeline.
 
@@ -121,15 +133,7 @@ class ReferencePipeline:
         return stats
 
     def warehouse_target(self, namespace: str) -> model.WarehouseTarget:
-        namespace = self.schema_for(namespace)
-        infra = self.infra.infra
-        pg = self.infra.postgres
-        if pg is not None:
-            return model.WarehouseTarget(kind="postgres", schema=namespace, host="127.0.0.1",
-                                         port=pg.port, user=pg.user, dbname=pg.dbname)
-        return model.WarehouseTarget(kind="postgres", schema=namespace, host=infra.postgres_host,
-                                     port=infra.postgres_port, user=infra.postgres_user,
-                                     password=infra.postgres_password, dbname=infra.postgres_db)
+        return postgres_target(self.infra, self.schema_for(namespace))
 
     def model(self, namespace: str) -> model.DbtResult:
         """dbt build of the marts; a failing dbt test is a pipeline failure."""
