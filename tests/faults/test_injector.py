@@ -120,6 +120,38 @@ def test_proxy_cut_resets_and_refuses_until_healed(echo: _Echo) -> None:
 
 
 @pytest.mark.unit
+@pytest.mark.parametrize("reset", [True, False])
+def test_a_dropped_connection_reaches_a_client_that_is_only_reading(reset: bool) -> None:
+    """Both ends see the end of a dropped connection while the proxy's pumps are blocked reading.
+
+    A client waiting for a response (a Postgres session mid-query) never writes again, so only
+    the proxy can tell it; before the fix it waited forever (close() from another thread does
+    not wake a recv() blocked on the same socket).
+    """
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    try:
+        with FaultProxy(server.getsockname()[1]) as proxy:
+            c = socket.create_connection(("127.0.0.1", proxy.port), timeout=10)
+            upstream, _ = server.accept()
+            upstream.settimeout(10)
+            c.sendall(b"query")
+            assert _recv(upstream, 5) == b"query"  # both pumps are now blocked in recv()
+            conn = next(iter(proxy._conns))  # noqa: SLF001
+            conn.close(reset=reset)
+            for end in (c, upstream):
+                try:
+                    assert end.recv(1) == b""  # FIN
+                except ConnectionResetError:  # RST; a TimeoutError fails the test
+                    assert reset
+            c.close()
+            upstream.close()
+    finally:
+        server.close()
+
+
+@pytest.mark.unit
 def test_proxy_replays_produce_requests_and_swallows_the_second_ack() -> None:
     server = _Echo(kafka=True)
     try:

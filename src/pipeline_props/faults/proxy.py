@@ -59,6 +59,32 @@ def _check_loopback(host: str) -> None:
                          "fault traffic stays on loopback")
 
 
+def _end(sock: socket.socket, reset: bool) -> None:
+    """End one side of a proxied connection so that its peer sees it at once.
+
+    close() alone is not enough: the other pump thread is usually blocked in
+    recv() on this very socket, and on Linux a close() from another thread
+    neither wakes that recv() nor releases the kernel socket, so the peer saw
+    nothing and waited for data forever (the packet_loss / cut hang: a Postgres
+    client stuck reading a response inside its session). shutdown() acts on the
+    socket itself: the blocked recv() returns, and the kernel socket is
+    released at once.
+    """
+    try:
+        if reset:  # RST instead of FIN: what a dropped link looks like
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        # SHUT_RD wakes the blocked reader without sending a FIN, so a reset stays
+        # a pure RST (sent when the last reference goes, linger 0); a normal end
+        # also shuts the write side down (FIN).
+        sock.shutdown(socket.SHUT_RD if reset else socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
 class _Conn:
     """One proxied connection: client socket, upstream socket, two pump threads."""
 
@@ -80,12 +106,7 @@ class _Conn:
             return
         self.closed.set()
         for s in (self.client, self.upstream):
-            try:
-                if reset:  # RST instead of FIN: what a dropped link looks like
-                    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-                s.close()
-            except OSError:
-                pass
+            _end(s, reset)
         self.proxy._forget(self)
 
     def _impair(self) -> bool:
