@@ -256,7 +256,6 @@ class Mutant:
     dbt_edits: tuple[tuple[str, str, str], ...] = ()
     #: MiniPipeline keyword arguments
     pipeline_kwargs: dict[str, Any] = field(default_factory=dict)
-    slow: bool = False
 
     def __repr__(self) -> str:
         return f"Mutant({self.name})"
@@ -397,7 +396,6 @@ MUTANTS: tuple[Mutant, ...] = (
         "dbt", "direct",
         sales_datasets(max_rows=8, edge_cases=True, **_SMALL),
         dbt_edits=(("macros/money.sql", _HALF_AWAY, _HALF_EVEN),),
-        slow=True,
     ),
     Mutant(
         "utc_date_before_conversion",
@@ -451,7 +449,6 @@ MUTANTS: tuple[Mutant, ...] = (
                        formatting=False),
         patch=_reason_swapped,
         examples={"dev": 20, "ci": 60, "thorough": 150},
-        slow=True,
     ),
     Mutant(
         "batch_written_twice",
@@ -478,7 +475,6 @@ MUTANTS: tuple[Mutant, ...] = (
         sales_datasets(max_rows=8, edge_cases=True, **_SMALL),
         dbt_edits=(("macros/money.sql", _NARROW, _NARROW_MUTANT),),
         examples={"dev": 20, "ci": 60, "thorough": 200},
-        slow=True,
     ),
     Mutant(
         "columns_by_position",

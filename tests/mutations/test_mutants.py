@@ -123,8 +123,7 @@ def hunt(strategy: st.SearchStrategy[SalesDataset], pipeline: MiniPipeline, *, m
 
 
 def _params() -> list[Any]:
-    return [pytest.param(m, id=m.name, marks=[pytest.mark.slow] if m.slow else [])
-            for m in MUTANTS]
+    return [pytest.param(m, id=m.name) for m in MUTANTS]
 
 
 @pytest.mark.parametrize("mutant", _params())
@@ -141,7 +140,7 @@ def test_mutant_is_caught(mutant: Mutant, mutation_env: Any, monkeypatch: pytest
                    shrink_seconds=SHRINK_SECONDS[profile], max_runs=MAX_RUNS[profile],
                    stop_at_rows=mutant.needs_rows if STOP_AT_NEEDED_ROWS[profile] else None)
     entry = {"mutant": mutant.name, "description": mutant.description, "where": mutant.where,
-             "path": mutant.path, "profile": profile, "slow": mutant.slow, "setup_seconds": round(setup_seconds, 1),
+             "path": mutant.path, "profile": profile, "setup_seconds": round(setup_seconds, 1),
              **outcome}
     mutation_env.record(entry)
     assert outcome["caught"], f"mutant {mutant.name} survived {mutant.examples[profile]} examples"
