@@ -6,6 +6,7 @@ import socket
 import struct
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -250,3 +251,51 @@ def test_recover_all_heals_even_when_the_test_body_fails(infrastructure, fault_i
 
     with psycopg.connect(inj.postgres_dsn, connect_timeout=5) as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+@pytest.mark.faults
+def test_a_stalled_postgres_read_fails_the_batch_and_its_replay_writes_it_once(
+        infrastructure, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The sink's answer never comes (a stall that never ends, mid-COPY, ledger row claimed).
+
+    The sink's watchdog cuts its connection and the batch fails loudly; the server ends the
+    orphaned transaction (statement / idle-in-transaction timeout), so the replay of the same
+    batch_id is not blocked by its ledger row lock and writes the rows exactly once.
+    """
+    import psycopg
+    import pyarrow as pa
+    from psycopg import sql
+
+    from pipeline_props.errors import PipelineStageError
+    from pipeline_props.pipeline import staging
+
+    schema = f"pp_t{uuid.uuid4().hex[:12]}"
+    pg = infrastructure.postgres
+    staging.create_staging(pg.dsn, schema)
+    rejects = pa.table({"file_index": pa.array([0], pa.int32()), "source_file": ["a.csv"],
+                        "record_number": pa.array([1], pa.int64()), "event_id": ["e1"],
+                        "reason": ["MISSING_FIELD"], "raw_record": ["x"]})
+    valid = pa.table({c: pa.array([], pa.string()) for c in staging.EVENT_COLUMNS})
+    copy = staging._copy  # noqa: SLF001
+    try:
+        with FaultProxy(pg.port) as proxy:
+            dsn = f"host=127.0.0.1 port={proxy.port} user={pg.user} dbname={pg.dbname}"
+
+            def stalled_copy(*args: object) -> None:
+                proxy.set_delay(3600)  # from here on nothing gets through: the answer never comes
+                copy(*args)
+
+            monkeypatch.setattr(staging, "_copy", stalled_copy)
+            with pytest.raises(PipelineStageError, match="no answer from Postgres within 2 s"):
+                staging.StagingSink(dsn, schema, write_timeout_s=2)._write(7, valid, rejects)
+            monkeypatch.setattr(staging, "_copy", copy)
+            proxy.heal()
+            replay = staging.StagingSink(dsn, schema, write_timeout_s=30)
+            assert replay._write(7, valid, rejects)  # noqa: SLF001 - blocked on the row lock without the fix
+            assert not replay._write(7, valid, rejects)  # noqa: SLF001 - a second replay is skipped
+        with psycopg.connect(pg.dsn) as conn:
+            s = sql.Identifier(schema)
+            assert conn.execute(sql.SQL("SELECT count(*) FROM {}.stg_rejects").format(s)).fetchone() == (1,)
+            assert conn.execute(sql.SQL("SELECT batch_id FROM {}.batch_ledger").format(s)).fetchall() == [(7,)]
+    finally:
+        staging.drop_schema(pg.dsn, schema)

@@ -16,7 +16,10 @@ from __future__ import annotations
 
 import io
 import logging
+import os
 import re
+import socket
+import threading
 from collections.abc import Callable
 
 import psycopg
@@ -24,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 from psycopg import sql
-from psycopg.conninfo import conninfo_to_dict
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
@@ -100,11 +103,67 @@ _EVENT_TIME_FROM_US = (
 )
 
 
-def _connect(dsn: str) -> psycopg.Connection:
+#: Default bound on one micro-batch's write (StagingSink.write_timeout_s).
+DEFAULT_WRITE_TIMEOUT_S = 900.0
+
+#: libpq settings the sink adds unless the DSN sets them: a peer that vanished or
+#: a link that stops acknowledging is noticed in ~30 s, not after the kernel's 2 h.
+_SINK_LIBPQ = {"connect_timeout": "10", "keepalives": "1", "keepalives_idle": "10",
+               "keepalives_interval": "5", "keepalives_count": "3", "tcp_user_timeout": "30000"}
+
+
+def _connect(dsn: str, *, write_timeout_s: float | None = None) -> psycopg.Connection:
+    if write_timeout_s is not None:
+        # The sink's connections: the server also ends a statement or an open
+        # transaction that outlives the write's bound (a client that vanished
+        # mid-transaction must not hold the batch_ledger row lock forever).
+        ms = int(write_timeout_s * 1000)
+        given = conninfo_to_dict(dsn)
+        options = " ".join(filter(None, [str(given.get("options") or ""), f"-c statement_timeout={ms}",
+                                         f"-c idle_in_transaction_session_timeout={ms}"]))
+        dsn = make_conninfo(dsn, **{**_SINK_LIBPQ, **given, "options": options})
     try:
         return psycopg.connect(dsn, autocommit=False)
     except psycopg.Error as exc:
         raise PipelineStageError(STAGE, f"cannot connect to Postgres: {redact(str(exc), dsn)}") from None
+
+
+class _Watchdog:
+    """Shuts a connection's socket down when a batch write outlives its bound.
+
+    psycopg has no read timeout: a session whose response never comes (a peer
+    that stays connected and silent) would block the foreachBatch callback, and
+    with it ``query.stop()``, forever. shutdown() on the socket wakes the blocked
+    read and libpq reports the connection lost: the batch fails loudly and Spark
+    replays it (if the COMMIT did land, the ledger makes the replay a no-op).
+    Leaving the context joins the timer thread, so it never touches a closed
+    descriptor.
+    """
+
+    def __init__(self, conn: psycopg.Connection, seconds: float) -> None:
+        self._fd = conn.fileno()
+        self._seconds = seconds
+        self._done = threading.Event()
+        self.fired = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pp-staging-watchdog")
+
+    def __enter__(self) -> _Watchdog:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        if self._done.wait(self._seconds):
+            return
+        self.fired = True
+        try:
+            with socket.socket(fileno=os.dup(self._fd)) as dup:
+                dup.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
 
 def create_staging(dsn: str, schema: str) -> None:
@@ -140,6 +199,10 @@ class StagingSink:
     ``after_commit`` (tests only) runs after a batch's COMMIT with its
     batch_id; making it raise simulates a crash after the write and before
     Spark's checkpoint commit, so the batch is replayed on restart.
+
+    ``write_timeout_s`` bounds one batch's write (connect to COMMIT): past it
+    the connection is cut on the client side and ended on the server side, and
+    the batch fails with a PipelineStageError instead of blocking the stream.
     """
 
     def __init__(
@@ -148,11 +211,13 @@ class StagingSink:
         schema: str,
         *,
         after_commit: Callable[[int], None] | None = None,
+        write_timeout_s: float = DEFAULT_WRITE_TIMEOUT_S,
     ) -> None:
         self._dsn = dsn
         self._schema = schema
         self._ident = sql.Identifier(schema)
         self._after_commit = after_commit
+        self.write_timeout_s = write_timeout_s
         #: Batches committed and skipped (already in the ledger) by this sink object.
         self.batches_written = 0
         self.batches_skipped = 0
@@ -208,45 +273,57 @@ class StagingSink:
         return valid, rejects
 
     def _write(self, batch_id: int, valid: pa.Table, rejects: pa.Table) -> bool:
+        with _connect(self._dsn, write_timeout_s=self.write_timeout_s) as conn:
+            with _Watchdog(conn, self.write_timeout_s) as dog:
+                try:
+                    return self._write_in(conn, batch_id, valid, rejects)
+                except psycopg.Error as exc:
+                    if not dog.fired:
+                        raise
+                    raise PipelineStageError(
+                        STAGE, f"batch {batch_id}: no answer from Postgres within {self.write_timeout_s:g} s: "
+                        f"connection cut, the batch fails and is replayed ({type(exc).__name__}: "
+                        f"{redact(str(exc), self._dsn)})") from None
+
+    def _write_in(self, conn: psycopg.Connection, batch_id: int, valid: pa.Table, rejects: pa.Table) -> bool:
         s = self._ident
-        with _connect(self._dsn) as conn:
-            claimed = conn.execute(
-                sql.SQL(
-                    "INSERT INTO {}.batch_ledger (batch_id, rows_valid, rows_rejected, committed_at)"
-                    " VALUES (%s, %s, %s, clock_timestamp()) ON CONFLICT (batch_id) DO NOTHING"
-                    " RETURNING batch_id"
-                ).format(s),
-                (batch_id, valid.num_rows, rejects.num_rows),
-            ).fetchone()
-            if claimed is None:  # committed before (a concurrent writer would have blocked above)
-                conn.rollback()
-                return False
-            for stmt in _TEMP_DDL:
-                conn.execute(stmt)
-            with conn.cursor() as cur:
-                if valid.num_rows:
-                    _copy(cur, "_pp_events", valid)
-                    cols = sql.SQL(", ").join(sql.Identifier(c) for c in EVENT_COLUMNS)
-                    select = sql.SQL(", ").join(
-                        sql.SQL(_EVENT_TIME_FROM_US) if c == "event_time" else sql.Identifier(c)
-                        for c in EVENT_COLUMNS
-                    )
-                    cur.execute(
-                        sql.SQL(
-                            "INSERT INTO {}.stg_events ({}) SELECT {} FROM _pp_events"
-                            " ON CONFLICT (file_index, record_number) DO NOTHING"
-                        ).format(s, cols, select)
-                    )
-                if rejects.num_rows:
-                    _copy(cur, "_pp_rejects", rejects)
-                    cols = sql.SQL(", ").join(sql.Identifier(c) for c in REJECT_COLUMNS)
-                    cur.execute(
-                        sql.SQL(
-                            "INSERT INTO {}.stg_rejects ({}) SELECT {} FROM _pp_rejects"
-                            " ON CONFLICT (file_index, record_number) DO NOTHING"
-                        ).format(s, cols, cols)
-                    )
-            conn.commit()
+        claimed = conn.execute(
+            sql.SQL(
+                "INSERT INTO {}.batch_ledger (batch_id, rows_valid, rows_rejected, committed_at)"
+                " VALUES (%s, %s, %s, clock_timestamp()) ON CONFLICT (batch_id) DO NOTHING"
+                " RETURNING batch_id"
+            ).format(s),
+            (batch_id, valid.num_rows, rejects.num_rows),
+        ).fetchone()
+        if claimed is None:  # committed before (a concurrent writer would have blocked above)
+            conn.rollback()
+            return False
+        for stmt in _TEMP_DDL:
+            conn.execute(stmt)
+        with conn.cursor() as cur:
+            if valid.num_rows:
+                _copy(cur, "_pp_events", valid)
+                cols = sql.SQL(", ").join(sql.Identifier(c) for c in EVENT_COLUMNS)
+                select = sql.SQL(", ").join(
+                    sql.SQL(_EVENT_TIME_FROM_US) if c == "event_time" else sql.Identifier(c)
+                    for c in EVENT_COLUMNS
+                )
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.stg_events ({}) SELECT {} FROM _pp_events"
+                        " ON CONFLICT (file_index, record_number) DO NOTHING"
+                    ).format(s, cols, select)
+                )
+            if rejects.num_rows:
+                _copy(cur, "_pp_rejects", rejects)
+                cols = sql.SQL(", ").join(sql.Identifier(c) for c in REJECT_COLUMNS)
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {}.stg_rejects ({}) SELECT {} FROM _pp_rejects"
+                        " ON CONFLICT (file_index, record_number) DO NOTHING"
+                    ).format(s, cols, cols)
+                )
+        conn.commit()
         return True
 
 
