@@ -1,6 +1,6 @@
 """Spark stage: Kafka messages -> validated, normalised rows (contract section 2).
 
-Every rule is a Spark SQL column expression (no Python UDF), so validation runs
+Every rule is a Spark SQL expression (SQL text, no Python UDF), so validation runs
 in the JVM. The expressions never throw, whatever the input and whether ANSI
 mode is on or off: numbers are cast with ``try_cast`` and only after their
 regular expression matched, and event_time is checked and converted with
@@ -21,8 +21,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from pyspark.sql import Column, DataFrame, SparkSession
-from pyspark.sql import functions as F
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 from pyspark.sql.types import BinaryType, StringType
 
@@ -90,6 +89,15 @@ def ensure_utc(spark: SparkSession) -> None:
 
 
 # --------------------------------------------------------------------- parsing
+#
+# Every expression below is Spark SQL text applied with one selectExpr per
+# stage: building the same plan from Column objects took ~4,500 Py4J round
+# trips (1.5-3 s per query on a loaded machine), most of a small run's cost.
+
+
+def _lit(text: str) -> str:
+    """``text`` as a Spark SQL string literal (backslashes and quotes escaped)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def parse_messages(df: DataFrame, value_col: str = "value") -> DataFrame:
@@ -107,97 +115,90 @@ def parse_messages(df: DataFrame, value_col: str = "value") -> DataFrame:
     """
     if value_col not in df.columns:
         raise UsageError(f"parse_messages: no column {value_col!r} in {df.columns}")
-    value = F.col(value_col)
     dtype = df.schema[value_col].dataType
+    value = f"`{value_col}`"
     if isinstance(dtype, BinaryType):
-        text = F.make_valid_utf8(value.cast("string"))
+        text = f"CAST({value} AS STRING)"
     elif isinstance(dtype, StringType):
         text = value
     else:
         raise UsageError(f"parse_messages: column {value_col!r} must be string or binary, not {dtype}")
 
+    carried = []
     if "offset" in df.columns:
-        part = F.coalesce(F.col("partition").cast("bigint"), F.lit(0)) if "partition" in df.columns else F.lit(0)
-        fallback_record = part * F.lit(PARTITION_STRIDE) + F.col("offset").cast("bigint")
+        part = "coalesce(CAST(`partition` AS BIGINT), 0)" if "partition" in df.columns else "0"
+        carried = [f"{part} AS __part", "CAST(`offset` AS BIGINT) AS __offset"]
+        fallback_record = f"__part * {PARTITION_STRIDE} + __offset"
     else:
-        fallback_record = F.xxhash64(F.coalesce(text, F.lit("")))
+        fallback_record = "xxhash64(__decoded)"
 
-    # inline_outer(array(from_json)) parses each value once: with plain struct
-    # access the optimizer splits from_json into one pruned parse per field.
-    # A NULL struct (empty or missing value) still yields one row, of NULLs.
-    parsed = df.select(
-        text.alias("__text"),
-        fallback_record.alias("__fallback_record"),
-        F.inline_outer(F.array(F.from_json(text, MESSAGE_SCHEMA))),
+    # One from_json per message: its struct is a column of its own projection
+    # (from_json is not cheap, so the optimizer does not inline it into each
+    # field reference). Jackson reads the bytes through a UTF-8 decoder that
+    # replaces invalid sequences, so the parsed strings are valid UTF-8; the
+    # value itself is repaired (make_valid_utf8) only where it becomes raw_record.
+    parsed = df.selectExpr(
+        f"{text} AS __text", *carried, f"from_json({text}, {_lit(MESSAGE_SCHEMA)}) AS __m",
     )
-    m = {name: F.col(name) for name in ("v", "file", "file_index", "record", "raw", "malformed", "fields")}
-    positioned = (
-        m["file"].isNotNull()
-        & m["file_index"].isNotNull()
-        & (m["file_index"] >= 0)
-        & m["record"].isNotNull()
+    positioned = ("__m.file IS NOT NULL AND __m.file_index IS NOT NULL AND __m.file_index >= 0"
+                  " AND __m.record IS NOT NULL")
+    well_formed = " AND ".join([
+        f"({positioned})", f"__m.v = {MESSAGE_VERSION}", "__m.malformed IS NULL", "__m.raw IS NOT NULL",
+        "__m.fields IS NOT NULL", *[f"__m.fields.{c} IS NOT NULL" for c in C.COLUMNS],
+    ])
+    decoded = "coalesce(make_valid_utf8(__text), '')"
+    staged = parsed.selectExpr(
+        "*", f"coalesce({positioned}, false) AS __positioned", f"coalesce({well_formed}, false) AS __well_formed",
     )
-    fields_ok = m["fields"].isNotNull()
-    for c in C.COLUMNS:
-        fields_ok = fields_ok & m["fields"][c].isNotNull()
-    well_formed = (
-        positioned
-        & (m["v"] == F.lit(MESSAGE_VERSION))
-        & m["malformed"].isNull()
-        & m["raw"].isNotNull()
-        & fields_ok
+    return staged.selectExpr(
+        f"CASE WHEN __positioned THEN __m.file_index ELSE {UNKNOWN_FILE_INDEX} END AS file_index",
+        f"CASE WHEN __positioned THEN __m.file ELSE {_lit(UNKNOWN_SOURCE_FILE)} END AS source_file",
+        "CASE WHEN __positioned THEN __m.record ELSE "
+        + fallback_record.replace("__decoded", decoded) + " END AS record_number",
+        f"CASE WHEN __positioned AND __m.raw IS NOT NULL THEN __m.raw ELSE {decoded} END AS raw_record",
+        f"CASE WHEN __well_formed THEN CAST(NULL AS STRING) ELSE {_lit(C.MALFORMED_ROW)} END AS reason",
+        *[f"CASE WHEN __well_formed THEN __m.fields.{c} END AS {c}" for c in C.COLUMNS],
     )
-    text = F.col("__text")
-    fallback_record = F.col("__fallback_record")
-    decoded = F.coalesce(text, F.lit(""))
-    cols: list[Column] = [
-        F.when(positioned, m["file_index"]).otherwise(F.lit(UNKNOWN_FILE_INDEX)).alias("file_index"),
-        F.when(positioned, m["file"]).otherwise(F.lit(UNKNOWN_SOURCE_FILE)).alias("source_file"),
-        F.when(positioned, m["record"]).otherwise(fallback_record).alias("record_number"),
-        F.when(positioned, F.coalesce(m["raw"], decoded)).otherwise(decoded).alias("raw_record"),
-        F.when(well_formed, F.lit(None).cast("string")).otherwise(F.lit(C.MALFORMED_ROW)).alias("reason"),
-    ]
-    cols += [F.when(well_formed, m["fields"][c]).alias(c) for c in C.COLUMNS]
-    return parsed.select(*cols)
 
 
 # ------------------------------------------------------------------ validation
 
 
-def _ascii_upper(c: Column) -> Column:
-    return F.translate(c, _LOWER, _UPPER)
+def _ascii_upper(x: str) -> str:
+    return f"translate({x}, {_lit(_LOWER)}, {_lit(_UPPER)})"
 
 
-def _ascii_lower(c: Column) -> Column:
-    return F.translate(c, _UPPER, _LOWER)
+def _ascii_lower(x: str) -> str:
+    return f"translate({x}, {_lit(_UPPER)}, {_lit(_LOWER)})"
 
 
-def _reason(*checks: tuple[Column, str | None]) -> Column:
-    """CASE WHEN check1 THEN reason1 WHEN ... END (NULL when no check fails).
+def _reason(*checks: tuple[str, str | None]) -> str:
+    """CASE WHEN check1 THEN reason1 WHEN ... END (NULL when no check fails), as SQL text.
 
     A check with reason None stops the chain with NULL (the value is valid).
     """
-    expr: Column | None = None
-    for cond, reason in checks:
-        value = F.lit(reason).cast("string")
-        expr = F.when(cond, value) if expr is None else expr.when(cond, value)
-    assert expr is not None
-    return expr
+    assert checks
+    whens = " ".join(
+        f"WHEN {cond} THEN " + ("CAST(NULL AS STRING)" if reason is None else _lit(reason))
+        for cond, reason in checks
+    )
+    return f"(CASE {whens} END)"
 
 
-def _code_reason(x: Column, codes: tuple[str, ...], fold: Callable[[Column], Column]) -> Column:
-    return _reason((x == "", C.MISSING_FIELD), (~fold(x).isin(*codes), C.UNKNOWN_CODE))
+def _code_reason(x: str, codes: tuple[str, ...], fold: Callable[[str], str]) -> str:
+    listed = ", ".join(_lit(code) for code in codes)
+    return _reason((f"{x} = ''", C.MISSING_FIELD), (f"NOT ({fold(x)} IN ({listed}))", C.UNKNOWN_CODE))
 
 
-def _text_id_reason(x: Column) -> Column:
+def _text_id_reason(x: str) -> str:
     return _reason(
-        (x == "", C.MISSING_FIELD),
-        ((F.length(x) > C.ID_MAX_CODE_POINTS) | x.rlike(_CONTROL_RE), C.INVALID_FORMAT),
+        (f"{x} = ''", C.MISSING_FIELD),
+        (f"(char_length({x}) > {C.ID_MAX_CODE_POINTS} OR {x} RLIKE {_lit(_CONTROL_RE)})", C.INVALID_FORMAT),
     )
 
 
-def _event_time_parts(x: Column) -> dict[str, Column]:
-    """Integer parts of an event_time string, read by position.
+def _event_time_parts(x: str) -> dict[str, str]:
+    """Integer parts of an event_time string, read by position, as SQL text.
 
     Only meaningful once the string matched _EVENT_TIME_RE (then it is pure
     ASCII and every part is at a fixed place, except that the fraction runs
@@ -205,14 +206,11 @@ def _event_time_parts(x: Column) -> dict[str, Column]:
     keeps junk from ever throwing.
     """
 
-    def num(start: int, length: int) -> Column:
-        return F.substring(x, start, length).try_cast("bigint")
+    def num(start: int, length: int) -> str:
+        return f"try_cast(substring({x}, {start}, {length}) AS BIGINT)"
 
-    zero = F.lit(0).cast("bigint")
-    zulu = F.substring(x, -1, 1) == "Z"
-    off_len = F.when(zulu, F.lit(1)).otherwise(F.lit(6))
-    has_frac = F.substring(x, 20, 1) == "."
-    frac = F.substr(x, F.lit(21), F.length(x) - F.lit(20) - off_len)
+    zulu = f"(substring({x}, -1, 1) = 'Z')"
+    frac = f"substring({x}, 21, char_length({x}) - 20 - CASE WHEN {zulu} THEN 1 ELSE 6 END)"
     return {
         "y": num(1, 4),
         "mo": num(6, 2),
@@ -220,10 +218,11 @@ def _event_time_parts(x: Column) -> dict[str, Column]:
         "h": num(12, 2),
         "mi": num(15, 2),
         "s": num(18, 2),
-        "us": F.when(has_frac, F.rpad(frac, 6, "0").try_cast("bigint")).otherwise(zero),
-        "off_sign": F.when(zulu, zero).when(F.substring(x, -6, 1) == "-", F.lit(-1)).otherwise(F.lit(1)),
-        "oh": F.when(zulu, zero).otherwise(num(-5, 2)),
-        "om": F.when(zulu, zero).otherwise(num(-2, 2)),
+        "us": f"CASE WHEN substring({x}, 20, 1) = '.' THEN try_cast(rpad({frac}, 6, '0') AS BIGINT)"
+              " ELSE CAST(0 AS BIGINT) END",
+        "off_sign": f"CASE WHEN {zulu} THEN CAST(0 AS BIGINT) WHEN substring({x}, -6, 1) = '-' THEN -1 ELSE 1 END",
+        "oh": f"CASE WHEN {zulu} THEN CAST(0 AS BIGINT) ELSE {num(-5, 2)} END",
+        "om": f"CASE WHEN {zulu} THEN CAST(0 AS BIGINT) ELSE {num(-2, 2)} END",
     }
 
 
@@ -263,101 +262,87 @@ def validate(df: DataFrame) -> DataFrame:
     channel lower case, quantity int, unit_price decimal(11,2), discount
     decimal(4,3) (0.000 when missing), event_time the UTC instant.
     """
-    f = {c: F.col(c) for c in C.COLUMNS}
-
     # Numbers: regex first, then try_cast (never throws, never rounds: the
     # regex bounds digits to what the target type holds exactly).
-    q_fmt = f["quantity"].rlike(_QUANTITY_RE)
-    p_fmt = f["unit_price"].rlike(_PRICE_RE)
-    d_fmt = f["discount"].rlike(_DISCOUNT_RE)
-    et_fmt = f["event_time"].rlike(_EVENT_TIME_RE)
-
-    staged = df.select(
+    staged = df.selectExpr(
         "*",
-        q_fmt.alias("__q_fmt"),
-        F.when(q_fmt, f["quantity"].try_cast("bigint")).alias("__q"),
-        p_fmt.alias("__p_fmt"),
-        F.when(p_fmt, f["unit_price"].try_cast("decimal(11,2)")).alias("__p"),
-        d_fmt.alias("__d_fmt"),
-        F.when(d_fmt, f["discount"].try_cast("decimal(6,3)")).alias("__d"),
-        et_fmt.alias("__et_fmt"),
+        f"quantity RLIKE {_lit(_QUANTITY_RE)} AS __q_fmt",
+        f"unit_price RLIKE {_lit(_PRICE_RE)} AS __p_fmt",
+        f"discount RLIKE {_lit(_DISCOUNT_RE)} AS __d_fmt",
+        f"event_time RLIKE {_lit(_EVENT_TIME_RE)} AS __et_fmt",
     )
-    parts = _event_time_parts(f["event_time"])
-    staged = staged.select("*", *[F.when(F.col("__et_fmt"), v).alias(f"__et_{k}") for k, v in parts.items()])
-    staged = staged.select(
+    parts = _event_time_parts("event_time")
+    staged = staged.selectExpr(
         "*",
-        (F.col("__et_y") - F.when(F.col("__et_mo") <= 2, F.lit(1)).otherwise(F.lit(0))).alias("__et_yy"),
-        F.coalesce(F.expr(_ET_VALID), F.lit(False)).alias("__et_ok"),
+        "CASE WHEN __q_fmt THEN try_cast(quantity AS BIGINT) END AS __q",
+        "CASE WHEN __p_fmt THEN try_cast(unit_price AS DECIMAL(11,2)) END AS __p",
+        "CASE WHEN __d_fmt THEN try_cast(discount AS DECIMAL(6,3)) END AS __d",
+        *[f"CASE WHEN __et_fmt THEN {v} END AS __et_{k}" for k, v in parts.items()],
     )
-
-    q, p, d = F.col("__q"), F.col("__p"), F.col("__d")
+    staged = staged.selectExpr(
+        "*",
+        "__et_y - CASE WHEN __et_mo <= 2 THEN 1 ELSE 0 END AS __et_yy",
+        f"coalesce({_ET_VALID}, false) AS __et_ok",
+    )
     reasons = [
-        F.col("reason"),
+        "reason",
+        _reason(("event_id = ''", C.MISSING_FIELD), (f"NOT (event_id RLIKE {_lit(_EVENT_ID_RE)})", C.INVALID_FORMAT)),
+        *[_text_id_reason(c) for c in _TEXT_ID_COLUMNS],
+        _code_reason("region", C.REGIONS, _ascii_upper),
+        _code_reason("channel", C.CHANNELS, _ascii_lower),
         _reason(
-            (f["event_id"] == "", C.MISSING_FIELD),
-            (~f["event_id"].rlike(_EVENT_ID_RE), C.INVALID_FORMAT),
-        ),
-        *[_text_id_reason(f[c]) for c in _TEXT_ID_COLUMNS],
-        _code_reason(f["region"], C.REGIONS, _ascii_upper),
-        _code_reason(f["channel"], C.CHANNELS, _ascii_lower),
-        _reason(
-            (f["quantity"] == "", C.MISSING_FIELD),
-            (~F.col("__q_fmt"), C.INVALID_FORMAT),
-            (
-                q.isNull() | (q == 0) | (q < C.QUANTITY_MIN) | (q > C.QUANTITY_MAX),
-                C.OUT_OF_RANGE,
-            ),
+            ("quantity = ''", C.MISSING_FIELD),
+            ("NOT __q_fmt", C.INVALID_FORMAT),
+            (f"__q IS NULL OR __q = 0 OR __q < {C.QUANTITY_MIN} OR __q > {C.QUANTITY_MAX}", C.OUT_OF_RANGE),
         ),
         _reason(
-            (f["unit_price"] == "", C.MISSING_FIELD),
-            (~F.col("__p_fmt"), C.INVALID_FORMAT),
-            (
-                p.isNull()
-                | (p < F.lit(C.UNIT_PRICE_MIN))
-                | (p > F.lit(Decimal(C.UNIT_PRICE_MAX))),
-                C.OUT_OF_RANGE,
-            ),
+            ("unit_price = ''", C.MISSING_FIELD),
+            ("NOT __p_fmt", C.INVALID_FORMAT),
+            (f"__p IS NULL OR __p < {_dec(C.UNIT_PRICE_MIN)} OR __p > {_dec(C.UNIT_PRICE_MAX)}", C.OUT_OF_RANGE),
         ),
         _reason(
-            (f["discount"] == "", None),  # missing discount means 0: valid
-            (~F.col("__d_fmt"), C.INVALID_FORMAT),
-            (d.isNull() | (d < F.lit(C.DISCOUNT_MIN)) | (d > F.lit(C.DISCOUNT_MAX)), C.OUT_OF_RANGE),
+            ("discount = ''", None),  # missing discount means 0: valid
+            ("NOT __d_fmt", C.INVALID_FORMAT),
+            (f"__d IS NULL OR __d < {_dec(C.DISCOUNT_MIN)} OR __d > {_dec(C.DISCOUNT_MAX)}", C.OUT_OF_RANGE),
         ),
-        _code_reason(f["currency"], C.CURRENCIES, _ascii_upper),
+        _code_reason("currency", C.CURRENCIES, _ascii_upper),
         _reason(
-            (f["event_time"] == "", C.MISSING_FIELD),
-            (~F.col("__et_fmt") | ~F.col("__et_ok"), C.INVALID_FORMAT),
-            (~F.col("__et_y").between(C.YEAR_MIN, C.YEAR_MAX), C.OUT_OF_RANGE),
+            ("event_time = ''", C.MISSING_FIELD),
+            ("NOT __et_fmt OR NOT __et_ok", C.INVALID_FORMAT),
+            (f"NOT (__et_y BETWEEN {C.YEAR_MIN} AND {C.YEAR_MAX})", C.OUT_OF_RANGE),
         ),
     ]
-    reason = F.coalesce(*reasons)
-    valid = reason.isNull()
+    staged = staged.selectExpr("*", f"coalesce({', '.join(reasons)}) AS __reason")
 
-    def keep(c: Column) -> Column:
-        return F.when(F.col("__valid"), c)
+    def keep(expr: str, name: str) -> str:
+        return f"CASE WHEN __reason IS NULL THEN {expr} END AS {name}"
 
-    staged = staged.select("*", reason.alias("__reason"), valid.alias("__valid"))
-    return staged.select(
-        F.col("file_index").cast("int").alias("file_index"),
-        F.col("source_file"),
-        F.col("record_number").cast("bigint").alias("record_number"),
-        F.col("raw_record"),
-        F.when(
-            (F.col("__reason") != F.lit(C.MALFORMED_ROW)) | F.col("__reason").isNull(),
-            F.nullif(f["event_id"], F.lit("")),
-        ).alias("event_id"),
-        F.col("__reason").alias("reason"),
-        *[keep(f[c]).alias(c) for c in _TEXT_ID_COLUMNS],
-        keep(_ascii_upper(f["region"])).alias("region"),
-        keep(_ascii_lower(f["channel"])).alias("channel"),
-        keep(q.try_cast("int")).alias("quantity"),
-        keep(p).alias("unit_price"),
-        keep(F.when(f["discount"] == "", F.lit(Decimal("0.000"))).otherwise(d).try_cast("decimal(4,3)")).alias(
-            "discount"
-        ),
-        keep(_ascii_upper(f["currency"])).alias("currency"),
-        keep(F.timestamp_micros(F.expr(_ET_MICROS))).alias("event_time"),
+    return staged.selectExpr(
+        "CAST(file_index AS INT) AS file_index",
+        "source_file",
+        "CAST(record_number AS BIGINT) AS record_number",
+        "raw_record",
+        f"CASE WHEN __reason IS NULL OR __reason != {_lit(C.MALFORMED_ROW)} THEN nullif(event_id, '') END"
+        " AS event_id",
+        "__reason AS reason",
+        *[keep(c, c) for c in _TEXT_ID_COLUMNS],
+        keep(_ascii_upper("region"), "region"),
+        keep(_ascii_lower("channel"), "channel"),
+        keep("try_cast(__q AS INT)", "quantity"),
+        keep("__p", "unit_price"),
+        keep("try_cast(CASE WHEN discount = '' THEN CAST(0 AS DECIMAL(6,3)) ELSE __d END AS DECIMAL(4,3))",
+             "discount"),
+        keep(_ascii_upper("currency"), "currency"),
+        keep(f"timestamp_micros({_ET_MICROS})", "event_time"),
     )
+
+
+def _dec(value: object) -> str:
+    """A contract bound as an exact decimal literal."""
+    d = Decimal(str(value))
+    places = max(0, -d.as_tuple().exponent)  # type: ignore[operator]
+    digits = max(len(d.as_tuple().digits), places + 1)
+    return f"CAST({_lit(str(d))} AS DECIMAL({digits}, {places}))"
 
 
 def transform(df: DataFrame, value_col: str = "value") -> DataFrame:
