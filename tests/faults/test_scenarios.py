@@ -1,13 +1,15 @@
-"""Findings classification, the scenario registry and the report (unit)."""
+"""Findings classification, the scenario registry and the report (unit); the harness's bounded waits (faults)."""
 
 from __future__ import annotations
+
+import threading
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline_props.faults import SCENARIOS, classify
-from pipeline_props.faults.scenarios import ScenarioResult, write_report
+from pipeline_props.faults.scenarios import PLAIN_HEADER, ScenarioResult, write_report
 
 
 @pytest.mark.unit
@@ -91,3 +93,40 @@ def test_report_fails_a_scenario_that_lost_or_duplicated(tmp_path) -> None:
 # Whole scenarios on the real services run from tests/integration/error_scenario_tests.py
 # (class ErrorScenarioTests) and `pipeline-props errors`: each costs a dbt build, too much for
 # the 4-minute ci budget of tests/faults.
+
+
+class _StuckSink:
+    """A foreachBatch sink whose callback does not return until ``release`` is set."""
+
+    release = threading.Event()
+
+    def __init__(self, dsn: str, schema: str) -> None:
+        self.schema = schema
+
+    def __call__(self, df: object, batch_id: int) -> None:
+        self.release.wait(600)
+
+
+@pytest.mark.faults
+def test_a_query_that_cannot_stop_fails_loudly_instead_of_hanging(infrastructure, fault_injector) -> None:
+    """query.stop() waits for the Python callback: the harness bounds that wait and raises."""
+    from pipeline_props.errors import PipelineStageError
+    from pipeline_props.faults import FaultHarness
+    from pipeline_props.pipeline.reference import ReferencePipeline
+
+    pipeline = ReferencePipeline(infrastructure, partitions=1, sink_factory=_StuckSink)
+    h = FaultHarness(infrastructure, fault_injector, pipeline=pipeline, stop_timeout_s=3)
+    _StuckSink.release.clear()
+    h.prepare()
+    # spark_query_stop: the harness stops the query while this batch's callback runs (and hangs)
+    stop_id = fault_injector.inject_service_failure("spark", "query_stop")
+    try:
+        h.produce(PLAIN_HEADER + b"not,a,valid,row\n")
+        with pytest.raises(PipelineStageError, match="did not stop within 3 s"):
+            h.run_stream()
+    finally:
+        fault_injector.recover_from_error(stop_id)
+        _StuckSink.release.set()
+        for q in infrastructure.spark.streams.active:
+            q.stop()
+        h.cleanup()

@@ -24,7 +24,11 @@ runnable program. Budgets per profile: see ``_BUDGET``.
 from __future__ import annotations
 
 import os
-from typing import Any, ClassVar
+import time
+from collections import Counter
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterator
 
 import pytest
 from hypothesis import HealthCheck, Phase, settings
@@ -47,7 +51,7 @@ from pipeline_props.testing.profiles import current_profile
 pytestmark = pytest.mark.faults
 
 #: (max_examples, steps per example, dbt runs allowed mid-run) per Hypothesis profile.
-_BUDGET = {"dev": (1, 5, 0), "ci": (1, 6, 0), "thorough": (50, 8, 1)}
+_BUDGET = {"dev": (1, 5, 0), "ci": (2, 6, 0), "thorough": (50, 8, 1)}
 #: Faults the machine draws from. kafka_kill costs a 20-30 s broker restart here,
 #: so only the thorough profile draws it.
 FAULT_MENU: tuple[str, ...] = (
@@ -62,6 +66,35 @@ BATCHES = sales_datasets(min_rows=1, max_rows=6, files=1, error_rate=0.15, dupli
                          formatting=False)
 
 
+@dataclass
+class Tally:
+    """What a run of the machine did: printed at the end, the figures of a measurement run."""
+
+    schedules: int = 0
+    steps: int = 0
+    faults: Counter[str] = field(default_factory=Counter)
+    checks: int = 0
+    records_checked: int = 0
+    #: lost / duplicated / phantom records summed over every check (staging, the outcome that matters)
+    outcome: Counter[str] = field(default_factory=lambda: Counter(lost=0, duplicated=0, phantom=0))
+    seconds: Counter[str] = field(default_factory=Counter)
+
+    @contextmanager
+    def timed(self, what: str) -> Iterator[None]:
+        t0 = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[what] += time.monotonic() - t0
+
+    def render(self) -> str:
+        by_phase = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.most_common())
+        return (f"fault schedules: {self.schedules} schedules, {self.steps} steps, {self.checks} checks "
+                f"({self.records_checked} acknowledged records), lost {self.outcome['lost']}, duplicated "
+                f"{self.outcome['duplicated']}, phantom {self.outcome['phantom']}; faults {dict(self.faults)}; "
+                f"time: {by_phase}")
+
+
 class PipelineFaultMachine(RuleBasedStateMachine):
     """The pipeline under a generated schedule of batches, stream runs, faults and recoveries."""
 
@@ -70,9 +103,11 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     pipeline_kwargs: ClassVar[dict[str, Any]] = {}
     fault_menu: ClassVar[tuple[str, ...]] = FAULT_MENU
     dbt_budget: ClassVar[int] = 0
+    tally: ClassVar[Tally] = Tally()
 
     def __init__(self) -> None:
         super().__init__()
+        self.tally.schedules += 1
         pipeline = ReferencePipeline(self.infra, partitions=1, **self.pipeline_kwargs)
         self.h = FaultHarness(self.infra, self.injector, pipeline=pipeline)
         self.h.prepare()
@@ -83,34 +118,49 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     @initialize(dataset=BATCHES)
     def first_batch(self, dataset: Any) -> None:
         """Every schedule starts with data in the topic."""
-        self.produce(dataset, None)
+        self._produce(dataset, None)
 
     @rule(dataset=BATCHES, crash_after=st.none() | st.integers(1, 4))
     def produce(self, dataset: Any, crash_after: int | None) -> None:
+        self.tally.steps += 1
+        self._produce(dataset, crash_after)
+
+    def _produce(self, dataset: Any, crash_after: int | None) -> None:
         data = dataset.files[0][1]
         if data.count(b"\n") < 1:
             data = PLAIN_HEADER
         if crash_after is not None:  # the producer killed mid-file: outcome unknown
             self.injector.armed.producer_crash_after = crash_after
         try:
-            self.h.produce(data)
+            with self.tally.timed("produce"):
+                self.h.produce(data)
         finally:
             self.injector.armed.producer_crash_after = None
 
     @rule()
     def run_stream(self) -> None:
         """Run (or restart) the query on its checkpoint; under faults it may fail, loudly."""
-        kafka_down = any(k in KAFKA_FAULTS for k, _ in self.active)
-        self.h.run_stream(timeout_s=45 if kafka_down else None)
+        self.tally.steps += 1
+        self._stream()
 
-    def _inject(self, kind: str) -> None:
+    def _stream(self) -> None:
+        kafka_down = any(k in KAFKA_FAULTS for k, _ in self.active)
+        with self.tally.timed("stream"):
+            # a query against an unreachable broker fails in ~10-20 s (KAFKA_SOURCE_FAULT_OPTIONS);
+            # one still waiting after 30 s is stopped, which is a query restart as well
+            self.h.run_stream(timeout_s=30 if kafka_down else None)
+
+    def _inject(self, kind: str, run_now: bool = True) -> None:
+        self.tally.steps += 1
         if any(k == kind for k, _ in self.active):
             return
-        error_id = self.injector.inject(kind)
+        with self.tally.timed("inject"):
+            error_id = self.injector.inject(kind)
+        self.tally.faults[kind] += 1
         self.active.append((kind, error_id))
-        if kind in SPARK_FAULTS:
+        if kind in SPARK_FAULTS and run_now:
             # A driver crash exists only inside a running micro-batch: run the query now.
-            self.h.run_stream()
+            self._stream()
 
     inject = precondition(lambda self: len(self.active) < 2)(
         rule(kind=st.sampled_from(FAULT_MENU))(_inject))
@@ -118,44 +168,62 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     def _produce_under_fault(self, kind: str, dataset: Any) -> None:
         """Inject a fault (it stays active until a recover step) and produce a batch under it."""
         if len(self.active) < 2:
-            self._inject(kind)
-        self.produce(dataset, None)
-        if kind in SPARK_FAULTS:
-            self.h.run_stream()
+            self._inject(kind, run_now=False)
+        else:
+            self.tally.steps += 1
+        self._produce(dataset, None)
+        if kind in SPARK_FAULTS:  # one run: the crash hits the batch holding the new data
+            self._stream()
 
     produce_under_fault = rule(kind=st.sampled_from(FAULT_MENU), dataset=BATCHES)(_produce_under_fault)
 
     @precondition(lambda self: bool(self.active))
     @rule(which=st.integers(0, 3))
     def recover(self, which: int) -> None:
+        self.tally.steps += 1
         _, error_id = self.active.pop(which % len(self.active))
-        self.injector.recover_from_error(error_id)
+        with self.tally.timed("recover"):
+            self.injector.recover_from_error(error_id)
         if not self.active:
             self._check(marts=False, when="after recovery")
 
     @precondition(lambda self: not self.active and self.dbt_runs < self.dbt_budget)
     @rule()
     def run_dbt(self) -> None:
+        self.tally.steps += 1
         self.dbt_runs += 1
-        self.h.run_dbt()
+        with self.tally.timed("dbt"):
+            self.h.run_dbt()
 
     # -- checks ----------------------------------------------------------------------
     def _check(self, *, marts: bool, when: str) -> None:
-        out = self.h.catch_up()
+        with self.tally.timed("catch_up"):
+            out = self.h.catch_up()
         assert out.ok, f"{when}: the stream did not catch up with every fault healed: {out.error}"
         batches = ", ".join(f"{b.file_index}:{b.status}" for b in self.h.batches)
-        findings = self.h.check(marts=False)  # kafka and staging first: dbt tests may choke on dups
+        findings = self._findings(marts=False)  # kafka and staging first: dbt tests may choke on dups
         assert findings.ok, f"{when} (batches {batches}):\n{findings.render()}"
         if marts:
-            self.h.run_dbt()
-            findings = self.h.check(marts=True)
+            with self.tally.timed("dbt"):
+                self.h.run_dbt()
+            findings = self._findings(marts=True)
             assert findings.ok, f"{when} (batches {batches}):\n{findings.render()}"
+
+    def _findings(self, *, marts: bool) -> Any:
+        with self.tally.timed("check"):
+            findings = self.h.check(marts=marts)
+        self.tally.checks += 1
+        self.tally.records_checked += len(self.h.acked)
+        self.tally.outcome.update(findings.counts())
+        return findings
 
     def teardown(self) -> None:
         try:
             self.active.clear()
-            self.injector.recover_all()
-            self.h.resend_unknown()
+            with self.tally.timed("recover"):
+                self.injector.recover_all()
+            with self.tally.timed("produce"):
+                self.h.resend_unknown()
             self._check(marts=True, when="at teardown")
         finally:
             try:
@@ -183,10 +251,13 @@ def _settings(examples: int, steps: int, **kw: Any) -> settings:
 
 
 def _run(cls: type[PipelineFaultMachine], infra: Any, injector: Any, s: settings) -> None:
-    cls.infra, cls.injector = infra, injector
+    cls.infra, cls.injector, cls.tally = infra, injector, Tally()
+    t0 = time.monotonic()
     try:
         run_state_machine_as_test(cls, settings=s)
     finally:
+        cls.tally.seconds["total"] = time.monotonic() - t0
+        print(cls.tally.render())  # noqa: T201 - the figures of a measurement run (pytest -s / -rP)
         injector.recover_all()
 
 
@@ -196,7 +267,9 @@ def test_pipeline_survives_fault_schedules(infrastructure, fault_injector) -> No
     examples = int(os.environ.get("PP_FAULT_SCHEDULES", examples))  # for measurement runs
 
     menu = FAULT_MENU + (THOROUGH_EXTRA if current_profile() == "thorough" else ())
-    _run(machine(menu, dbt_budget=dbt), infrastructure, fault_injector, _settings(examples, steps))
+    # One warehouse schema for every schedule (truncated between them): dbt reuses its parsed manifest.
+    reference = machine(menu, dbt_budget=dbt, schema="pp_fault_machine")
+    _run(reference, infrastructure, fault_injector, _settings(examples, steps))
 
 
 # -------------------------------------------------------------------------- the proof

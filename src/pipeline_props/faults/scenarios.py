@@ -30,7 +30,7 @@ from typing import Any
 
 from pipeline_props import contract as C
 from pipeline_props.compare import compare, normalise_table
-from pipeline_props.errors import PipelinePropsError, UsageError
+from pipeline_props.errors import PipelinePropsError, PipelineStageError, UsageError
 from pipeline_props.faults.findings import Findings, Position, classify
 from pipeline_props.faults.injector import (
     PRODUCER_FAULT_CONFIG,
@@ -52,6 +52,13 @@ KAFKA_SOURCE_FAULT_OPTIONS: dict[str, str] = {
     "fetchOffset.numRetries": "2",
     "fetchOffset.retryIntervalMs": "500",
 }
+
+#: Bound on one micro-batch's Postgres write under the harness: past it the sink
+#: cuts its connection and the batch fails loudly (StagingSink.write_timeout_s).
+SINK_WRITE_TIMEOUT_S = 60.0
+#: Bound on query.stop() (spark.sql.streaming.stopTimeout): longer than the sink's
+#: write bound, so a callback stuck on Postgres is unstuck by the sink first.
+QUERY_STOP_TIMEOUT_S = 90.0
 
 
 @dataclass
@@ -80,7 +87,7 @@ class FaultHarness:
 
     def __init__(self, infra: InfrastructureManager, injector: ErrorInjector, *,
                  pipeline: Any = None, namespace: str | None = None,
-                 stream_timeout_s: float = 300.0) -> None:
+                 stream_timeout_s: float = 300.0, stop_timeout_s: float = QUERY_STOP_TIMEOUT_S) -> None:
         from pipeline_props.pipeline.reference import ReferencePipeline
 
         self.infra = infra
@@ -88,6 +95,7 @@ class FaultHarness:
         self.pipeline = pipeline or ReferencePipeline(infra, partitions=1)
         self.ns = namespace or f"pp_f{uuid.uuid4().hex[:10]}"
         self.stream_timeout_s = stream_timeout_s
+        self.stop_timeout_s = stop_timeout_s
         self.batches: list[Batch] = []
         self.sends: Counter[Position] = Counter()
         self.event_ids: dict[Position, str | None] = {}
@@ -100,6 +108,12 @@ class FaultHarness:
     @property
     def checkpoint_dir(self) -> Path:
         return Path(self.pipeline.checkpoint_dir(self.ns))
+
+    @property
+    def schema(self) -> str:
+        """The warehouse schema of this namespace (a pipeline may put every namespace in one schema)."""
+        schema_for = getattr(self.pipeline, "schema_for", None)
+        return schema_for(self.ns) if schema_for else self.ns
 
     def prepare(self, *, checkpoint_tmpfs: str | None = None) -> None:
         """Create topic and staging tables; optionally put the checkpoint on a small tmpfs."""
@@ -204,7 +218,9 @@ class FaultHarness:
 
     # -- stream ----------------------------------------------------------------------
     def _sink(self, stop_requested: threading.Event) -> Callable[[Any, int], None]:
-        inner = self.pipeline.sink_factory(self.injector.postgres_dsn, self.ns)
+        inner = self.pipeline.sink_factory(self.injector.postgres_dsn, self.schema)
+        if hasattr(inner, "write_timeout_s"):
+            inner.write_timeout_s = SINK_WRITE_TIMEOUT_S
         armed = self.injector.armed
 
         def sink(df: Any, batch_id: int) -> None:
@@ -224,7 +240,11 @@ class FaultHarness:
         return sink
 
     def run_stream(self, timeout_s: float | None = None) -> StreamOutcome:
-        """One availableNow run of the real transform on the real checkpoint; never raises."""
+        """One availableNow run of the real transform on the real checkpoint.
+
+        A failed run is an outcome, not an exception; only a query that cannot
+        be stopped within ``stop_timeout_s`` raises (PipelineStageError).
+        """
         from pipeline_props.pipeline import transform
 
         t0 = time.monotonic()
@@ -232,6 +252,7 @@ class FaultHarness:
         try:
             spark = self.infra.spark
             transform._keep_progress(spark)  # noqa: SLF001
+            spark.conf.set("spark.sql.streaming.stopTimeout", f"{int(self.stop_timeout_s * 1000)}ms")
             reader = (spark.readStream.format("kafka")
                       .option("kafka.bootstrap.servers", self.injector.kafka_bootstrap)
                       .option("subscribe", self.ns).option("startingOffsets", "earliest"))
@@ -247,19 +268,18 @@ class FaultHarness:
                 if query.awaitTermination(0.5):
                     break
                 if stop_requested.is_set():
-                    query.stop()
+                    _stop_query(query, self.stop_timeout_s)
                     return StreamOutcome(False, time.monotonic() - t0, "query stopped mid-batch")
                 if time.monotonic() > deadline:
-                    query.stop()
+                    _stop_query(query, self.stop_timeout_s)
                     return StreamOutcome(False, time.monotonic() - t0, "timed out; query stopped")
             failure = query.exception()
             if failure is not None:
                 return StreamOutcome(False, time.monotonic() - t0, _short(failure))
+        except PipelineStageError:
+            raise
         except Exception as exc:  # noqa: BLE001 - StreamingQueryException, py4j errors
-            try:
-                query.stop()
-            except Exception:  # noqa: BLE001
-                pass
+            _stop_query(query, self.stop_timeout_s)
             return StreamOutcome(False, time.monotonic() - t0, _short(exc))
         return StreamOutcome(True, time.monotonic() - t0)
 
@@ -315,7 +335,7 @@ class FaultHarness:
         import psycopg
         from psycopg import sql
 
-        s = sql.Identifier(self.ns)
+        s = sql.Identifier(self.schema)
         with psycopg.connect(self.infra.postgres_dsn) as conn:
             rows = conn.execute(sql.SQL(
                 "SELECT file_index, record_number FROM {}.stg_events UNION ALL "
@@ -369,10 +389,24 @@ CORRUPT_VALUES: list[bytes] = [
 ]
 
 
+def _stop_query(query: Any, within_s: float) -> None:
+    """query.stop(), bounded by spark.sql.streaming.stopTimeout; PipelineStageError when it times out."""
+    try:
+        query.stop()
+    except Exception as exc:  # noqa: BLE001 - py4j wraps java.util.concurrent.TimeoutException
+        # isActive is already False here (stop() marks the query terminated before it waits)
+        if "TimeoutException" in str(exc):
+            raise PipelineStageError(
+                "spark", f"the streaming query did not stop within {within_s:g} s (its "
+                f"foreachBatch callback does not return): {_short(exc)}") from None
+
+
 def _short(exc: BaseException, limit: int = 600) -> str:
-    text = str(exc).strip().splitlines()
-    first = next((t for t in text if t.strip()), type(exc).__name__)
-    return first[:limit]
+    """One line for a report: our own error raised inside foreachBatch if there is one, else the first line."""
+    text = [t.strip() for t in str(exc).strip().splitlines()]
+    ours = [t for t in text if t.startswith("pipeline_props.")]  # from the Python traceback Spark wraps
+    first = next((t for t in text if t), type(exc).__name__)
+    return (ours[-1] if ours else first)[:limit]
 
 
 # ---------------------------------------------------------------------------------- scenarios
@@ -441,7 +475,7 @@ class ScenarioContext:
 
     def expect_failure(self, what: str, ok: bool, error: str = "") -> None:
         """Record whether the fault was visible (a failure under a fault is the loud, wanted outcome)."""
-        self.observed.append(f"{what}: {'succeeded' if ok else 'failed: ' + error[:160]}")
+        self.observed.append(f"{what}: {'succeeded' if ok else 'failed: ' + error[:300]}")
 
 
 SCENARIOS: dict[str, ErrorScenario] = {}
@@ -662,11 +696,11 @@ def _memory_pressure(ctx: ScenarioContext) -> None:
         "for k, v in conf.items(): b = b.config(k, v)\n"
         "spark = b.getOrCreate()\n"
         "transform.run_available_now(spark, bootstrap_servers=sys.argv[1], topic=sys.argv[2],\n"
-        "    checkpoint_dir=sys.argv[3], sink=staging.StagingSink(sys.argv[5], sys.argv[2]))\n"
+        "    checkpoint_dir=sys.argv[3], sink=staging.StagingSink(sys.argv[5], sys.argv[6]))\n"
     )
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-c", code, ctx.injector.kafka_bootstrap, h.ns,
-                           str(h.checkpoint_dir), "480m", ctx.injector.postgres_dsn],
+                           str(h.checkpoint_dir), "480m", ctx.injector.postgres_dsn, h.schema],
                           capture_output=True, text=True, timeout=600)
     lines = proc.stderr.strip().splitlines()
     why = next((ln for ln in lines if "Error" in ln or "Exception" in ln), lines[-1] if lines else "?")
