@@ -677,35 +677,69 @@ def _cpu_hog(ctx: ScenarioContext) -> None:
     ctx.recover(eid)
 
 
-@_scenario("memory_pressure", "the transform runs in a separate pyspark process with a 480 MB driver "
-           "(Spark refuses less than ~450 MB outright)",
-           "resource", "spark driver memory", "whole batch", "fails loudly (OOM) or succeeds, never loses",
+#: The low-memory driver of memory_pressure: a separate pyspark process (its own driver JVM)
+#: whose heap is filled with live ballast before the transform runs in what is left.
+_LOW_MEMORY_DRIVER = """
+import sys
+from pyspark.sql import SparkSession
+from pipeline_props.config import load_settings
+from pipeline_props.infra.spark import spark_conf
+from pipeline_props.pipeline import staging, transform
+
+bootstrap, topic, checkpoint, memory, dsn, schema, headroom_mb = sys.argv[1:8]
+conf = spark_conf(load_settings().infrastructure)
+conf["spark.driver.memory"] = memory
+# An OutOfMemoryError ends the driver JVM at once (a loud crash, not a half-dead driver).
+conf["spark.driver.extraJavaOptions"] += " -XX:+ExitOnOutOfMemoryError"
+builder = SparkSession.builder
+for k, v in conf.items():
+    builder = builder.config(k, v)
+spark = builder.getOrCreate()
+jvm = spark._jvm
+rt = jvm.java.lang.Runtime.getRuntime()
+
+
+def free_mb():
+    return (rt.maxMemory() - rt.totalMemory() + rt.freeMemory()) >> 20
+
+
+jvm.java.lang.System.gc()
+ballast = []  # live heap arrays the driver cannot reclaim: the pressure
+while free_mb() > int(headroom_mb) + 8:
+    ballast.append(jvm.java.nio.ByteBuffer.allocate(4 << 20))
+print(f"PP-BALLAST {len(ballast) * 4} MB held, {free_mb()} MB of {rt.maxMemory() >> 20} MB heap free",
+      file=sys.stderr, flush=True)
+sink = staging.StagingSink(dsn, schema)
+transform.run_available_now(spark, bootstrap_servers=bootstrap, topic=topic, checkpoint_dir=checkpoint,
+                            sink=sink)
+print(f"PP-DONE {sink.batches_written} batch(es) written", file=sys.stderr, flush=True)
+"""
+
+#: Driver heap and the free heap left to the transform under memory_pressure.
+LOW_MEMORY_DRIVER = "480m"
+LOW_MEMORY_HEADROOM_MB = 16
+
+
+@_scenario("memory_pressure", f"the transform runs in a separate driver process with a {LOW_MEMORY_DRIVER} heap "
+           f"filled with live ballast down to {LOW_MEMORY_HEADROOM_MB} MB free",
+           "resource", "spark driver memory", "whole batch",
+           "the driver dies of OutOfMemoryError (loudly) or gets through, never loses",
            "rerun the query with normal memory on the same checkpoint")
 def _memory_pressure(ctx: ScenarioContext) -> None:
     _produce(ctx, 0)
     h = ctx.harness
-    code = (
-        "import sys\n"
-        "from pyspark.sql import SparkSession\n"
-        "from pipeline_props.infra.spark import spark_conf\n"
-        "from pipeline_props.config import load_settings\n"
-        "from pipeline_props.pipeline import transform, staging\n"
-        "conf = spark_conf(load_settings().infrastructure)\n"
-        "conf['spark.driver.memory'] = sys.argv[4]\n"
-        "b = SparkSession.builder\n"
-        "for k, v in conf.items(): b = b.config(k, v)\n"
-        "spark = b.getOrCreate()\n"
-        "transform.run_available_now(spark, bootstrap_servers=sys.argv[1], topic=sys.argv[2],\n"
-        "    checkpoint_dir=sys.argv[3], sink=staging.StagingSink(sys.argv[5], sys.argv[6]))\n"
-    )
     t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", code, ctx.injector.kafka_bootstrap, h.ns,
-                           str(h.checkpoint_dir), "480m", ctx.injector.postgres_dsn, h.schema],
+    proc = subprocess.run([sys.executable, "-c", _LOW_MEMORY_DRIVER, ctx.injector.kafka_bootstrap, h.ns,
+                           str(h.checkpoint_dir), LOW_MEMORY_DRIVER, ctx.injector.postgres_dsn, h.schema,
+                           str(LOW_MEMORY_HEADROOM_MB)],
                           capture_output=True, text=True, timeout=600)
-    lines = proc.stderr.strip().splitlines()
-    why = next((ln for ln in lines if "Error" in ln or "Exception" in ln), lines[-1] if lines else "?")
-    ctx.expect_failure("transform in a 480 MB driver", proc.returncode == 0, why.strip())
-    ctx.notes.append(f"low-memory process exit {proc.returncode} after {time.monotonic() - t0:.0f} s")
+    lines = [ln.strip() for ln in (proc.stdout + "\n" + proc.stderr).strip().splitlines()]
+    ballast = next((ln for ln in lines if ln.startswith("PP-BALLAST")), "PP-BALLAST: never reached")
+    why = next((ln for ln in lines if "OutOfMemoryError" in ln),
+               next((ln for ln in lines if "Error" in ln or "Exception" in ln), lines[-1] if lines else "?"))
+    ctx.expect_failure("transform in a low-memory driver", proc.returncode == 0, why)
+    ctx.notes.append(f"low-memory driver: {ballast[len('PP-BALLAST '):]}; exit {proc.returncode} after "
+                     f"{time.monotonic() - t0:.0f} s")
     ctx.recovery_started = time.monotonic()
 
 
