@@ -133,6 +133,61 @@ def test_verdicts_and_partial_runs(tmp_path: Path) -> None:
     assert _cell("a\x00b<") == "a\\x00b&lt;" and _cell(None) == "<i>NULL</i>"  # NUL visible in diffs
 
 
+def make_fault_run(root: Path, *, lost: int = 0) -> Path:
+    """A folder as ``pipeline-props errors`` writes it (fault_report.json only)."""
+    run = root / "faults_20250101T000000"
+    run.mkdir(parents=True)
+    scenarios = [
+        {"name": "kafka_service_stop", "description": "broker SIGKILL, restart", "recovered": True,
+         "recovery_seconds": 8.1, "records_lost": 0, "records_duplicated": 0, "tables_equal": True,
+         "passed": True, "error": None},
+        {"name": "postgres_restart", "description": EVIL, "recovered": True, "recovery_seconds": 5.9,
+         "records_lost": lost, "records_duplicated": 0, "tables_equal": lost == 0, "passed": lost == 0,
+         "error": f"{lost} event id(s) lost at staging" if lost else None},
+    ]
+    (run / "fault_report.json").write_text(json.dumps({"passed": lost == 0, "scenarios": scenarios}))
+    return run
+
+
+def test_fault_run_page(tmp_path: Path) -> None:
+    good = make_fault_run(tmp_path / "a")
+    page = write_report(good).read_text(encoding="utf-8")
+    assert '<h1 id="verdict">RECOVERED</h1>' in page
+    for text in ("Fault scenarios", "kafka_service_stop", "recovery seconds per scenario", "all recovered"):
+        assert text in page, text
+    assert "Rows per stage" not in page  # no dataset of its own: no empty per-run sections
+    assert EVIL not in page
+    bad = collect(make_fault_run(tmp_path / "b", lost=3))
+    assert verdict_of(bad) == "FAULTS FAILED"
+    assert "1 failed" in render_html(bad) and "3 event id(s) lost at staging" in render_html(bad)
+
+
+def test_benchmark_run_pages(tmp_path: Path) -> None:
+    run = tmp_path / "bench" / "run_20250101T000000"
+    run.mkdir(parents=True)
+    (run / "bench_run.json").write_text(json.dumps({
+        "machine_info": {"node": "box", "cpu": {"brand_raw": "Some CPU"}},
+        "commit_info": {"id": "0123456789abcdef", "dirty": True},
+        "benchmarks": [{"name": "test_oracle_rows_per_second", "fullname": "benchmarks/x.py::test_oracle",
+                        "stats": {"min": 0.4, "median": 0.5, "max": 0.6, "rounds": 3},
+                        "extra_info": {"rows_per_s": 2_000_000}}]}))
+    page = write_report(run).read_text(encoding="utf-8")
+    assert '<h1 id="verdict">BENCHMARKED</h1>' in page
+    assert "rows/s per benchmark" in page and "2,000,000" in page and "0123456789ab" in page
+    compared = tmp_path / "bench" / "compare_20250101T000000"
+    compared.mkdir()
+    doc = {"rev_a": "HEAD~1", "rev_b": "working tree", "threshold": 0.1, "rounds": 2, "failed": True,
+           "benchmarks": [{"name": "b::test_slow", "median_a": 0.02, "median_b": 0.04, "ratio": 2.0,
+                           "regressed": True}]}
+    (compared / "bench_compare.json").write_text(json.dumps(doc))
+    data = collect(compared)
+    assert verdict_of(data) == "REGRESSED"
+    assert "SLOWER" in render_html(data)
+    doc["failed"] = False
+    (compared / "bench_compare.json").write_text(json.dumps(doc))
+    assert verdict_of(collect(compared)) == "NO REGRESSION"
+
+
 # --------------------------------------------------------------------------- headless Chromium
 
 

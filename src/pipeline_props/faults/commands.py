@@ -74,6 +74,9 @@ def errors(
         if results:
             path = write_report(results, folder)
             console.print(f"report: {path}")
+            from pipeline_props.reports.html import write_report as write_html
+
+            console.print(f"report: {write_html(folder)}")
     table = Table(title="fault scenarios")
     for col in ("scenario", "recovered", "recovery s", "lost", "duplicated", "tables = oracle", "verdict"):
         table.add_column(col)

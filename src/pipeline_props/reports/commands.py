@@ -69,24 +69,34 @@ def bench(
     repo = _repo_root()
     selection = list(select or (FULL_SELECTION if full else DEFAULT_SELECTION))
     extra = list(pytest_args or [])
+    from pipeline_props.reports.html import write_report
+
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+    out = artifacts_dir / "bench"
     if compare is None:
+        run_dir = out / f"run_{stamp}"
+        run_dir.mkdir(parents=True, exist_ok=True)
         args = saved_run_args(storage=repo / ".benchmarks", threshold=threshold,
                               compare_with=None if compare_saved is None else
                               ("" if compare_saved == "latest" else compare_saved))
-        cmd = [sys.executable, "-m", "pytest", *selection, "--benchmark-only", "-p", "no:cacheprovider", *args, *extra]
+        cmd = [sys.executable, "-m", "pytest", *selection, "--benchmark-only", "-p", "no:cacheprovider", *args,
+               f"--benchmark-json={(run_dir / 'bench_run.json').resolve()}", *extra]
         console.print("$ " + " ".join(cmd))
-        raise typer.Exit(subprocess.run(cmd, cwd=repo).returncode)
+        code = subprocess.run(cmd, cwd=repo).returncode
+        if (run_dir / "bench_run.json").is_file():
+            console.print(f"report: {write_report(run_dir)}")
+        raise typer.Exit(code)
     result = compare_commits(compare, repo=repo, against=against, selection=selection, rounds=rounds,
                              threshold=threshold, pytest_args=extra,
                              progress=lambda msg: err_console.print(f"[dim]{escape(msg)}[/dim]"))
     console.print(escape(result.render()), highlight=False)
-    out = artifacts_dir / "bench"
-    out.mkdir(parents=True, exist_ok=True)
+    run_dir = out / f"compare_{stamp}"
+    run_dir.mkdir(parents=True, exist_ok=True)
     doc = json.dumps(result.to_json(), indent=2)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
-    (out / f"compare_{stamp}.json").write_text(doc, encoding="utf-8")
+    (run_dir / "bench_compare.json").write_text(doc, encoding="utf-8")
     (out / "latest_compare.json").write_text(doc, encoding="utf-8")
     console.print(f"wrote {out / 'latest_compare.json'}")
+    console.print(f"report: {write_report(run_dir)}")
     raise typer.Exit(1 if result.failed else 0)
 
 

@@ -177,6 +177,10 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "divergence": _load_json(run_dir / "divergence.json"),
         "scaling": _load_json(run_dir / "scaling.json") or _load_json(root / "scaling" / "latest.json"),
         "bench": _load_json(run_dir / "bench_compare.json") or _load_json(root / "bench" / "latest_compare.json"),
+        # this folder's own comparison (a `bench --compare` run), not the latest one beside it
+        "bench_here": _load_json(run_dir / "bench_compare.json"),
+        "bench_run": _load_json(run_dir / "bench_run.json"),
+        "faults": _load_json(run_dir / "fault_report.json"),
     }
     audit_rows = _read_table(run_dir, contract.INGESTION_AUDIT)
     cols = contract.OUTPUT_TABLES[contract.INGESTION_AUDIT]
@@ -197,14 +201,27 @@ def collect(run_dir: Path) -> dict[str, Any]:
 
 
 def verdict_of(data: Mapping[str, Any]) -> str:
-    """HELD, DIVERGED, VALIDATION FAILED or INCOMPLETE (as the runner decides it)."""
+    """The page's verdict.
+
+    A pipeline run: HELD, DIVERGED, VALIDATION FAILED or INCOMPLETE (as the
+    runner decides it). A fault run (``errors``): RECOVERED or FAULTS FAILED.
+    A benchmark run (``bench``): NO REGRESSION or REGRESSED, or BENCHMARKED
+    without a comparison.
+    """
     div = data.get("divergence")
     if div is not None and not div.get("ok", False):
         return "DIVERGED"
     val = data.get("validation")
-    if val is None:
-        return "INCOMPLETE"
-    return "HELD" if val.get("overall_passed") else "VALIDATION FAILED"
+    if val is not None:
+        return "HELD" if val.get("overall_passed") else "VALIDATION FAILED"
+    faults = data.get("faults")
+    if faults is not None:
+        return "RECOVERED" if faults.get("passed") else "FAULTS FAILED"
+    if data.get("bench_here") is not None:
+        return "REGRESSED" if data["bench_here"].get("failed") else "NO REGRESSION"
+    if data.get("bench_run") is not None:
+        return "BENCHMARKED"
+    return "INCOMPLETE"
 
 
 # --------------------------------------------------------------------------- sections
@@ -342,6 +359,55 @@ def _scaling(sc: Mapping[str, Any] | None) -> str:
             + _table(["stage", "sizes", "time exponent (1 = linear)", "verdict"], rows))
 
 
+def _faults(report: Mapping[str, Any]) -> str:
+    scenarios = report.get("scenarios") or []
+    if not scenarios:
+        return '<p class="muted">no scenario ran</p>'
+    failed = [x for x in scenarios if not x.get("passed")]
+    head = (f'<p>{len(scenarios)} scenario(s): '
+            + (f'<b class="bad">{len(failed)} failed</b>' if failed else '<b class="ok">all recovered with '
+               "nothing lost or duplicated</b>") + "</p>")
+    rows = []
+    for x in scenarios:
+        verdict = '<span class="ok">PASS</span>' if x.get("passed") else '<span class="bad">FAIL</span>'
+        rows.append([_e(x.get("name")), _e(x.get("description", "")), _e(x.get("recovered")),
+                     _e(_fmt(x.get("recovery_seconds"))), _e(x.get("records_lost")),
+                     _e(x.get("records_duplicated")), _e(x.get("tables_equal")), verdict,
+                     _e(str(x.get("error") or "")[:300])])
+    chart = bar_chart([(x.get("name", "?"), x.get("recovery_seconds")) for x in scenarios], unit="s",
+                      title="recovery seconds per scenario",
+                      colors=[PALETTE[2] if x.get("passed") else PALETTE[3] for x in scenarios])
+    return head + chart + _table(["scenario", "fault", "recovered", "recovery s", "lost", "duplicated",
+                                  "tables = oracle", "verdict", "error"], rows)
+
+
+def _bench_run(run: Mapping[str, Any]) -> str:
+    marks = run.get("benchmarks") or []
+    if not marks:
+        return '<p class="muted">no benchmark ran</p>'
+    machine = run.get("machine_info") or {}
+    commit = run.get("commit_info") or {}
+    head = (f'<p>{len(marks)} benchmark(s) on {_e(machine.get("node", "?"))} '
+            f'({_e(machine.get("cpu", {}).get("brand_raw", "") if isinstance(machine.get("cpu"), dict) else "")}), '
+            f'commit <code>{_e(str(commit.get("id", ""))[:12])}</code>'
+            f'{" (dirty)" if commit.get("dirty") else ""}</p>')
+    rows = []
+    for m in marks:
+        st = m.get("stats") or {}
+        extra = m.get("extra_info") or {}
+        rate = extra.get("rows_per_s")
+        rows.append([_e(m.get("fullname") or m.get("name")), _e(_fmt(st.get("min"), 4)),
+                     _e(_fmt(st.get("median"), 4)), _e(_fmt(st.get("max"), 4)), _e(st.get("rounds")),
+                     _e(_fmt(rate, 0) if rate is not None else "")])
+    rated = [(str(m.get("name")), (m.get("extra_info") or {}).get("rows_per_s")) for m in marks
+             if (m.get("extra_info") or {}).get("rows_per_s") is not None]
+    chart = (bar_chart(rated, unit="rows/s", title="rows/s per benchmark", colors=PALETTE) if rated else
+             bar_chart([(str(m.get("name")), (m.get("stats") or {}).get("median")) for m in marks], unit="s",
+                       title="median seconds per benchmark", color=PALETTE[4]))
+    return head + chart + _table(["benchmark", "min (s)", "median (s)", "max (s)", "rounds", "rows/s"], rows,
+                                 "num")
+
+
 def _bench(b: Mapping[str, Any] | None) -> str:
     if not b:
         return ('<p class="muted">no benchmark comparison yet: <code>pipeline-props bench --compare REV</code>'
@@ -364,7 +430,8 @@ def _bench(b: Mapping[str, Any] | None) -> str:
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;color:#222;background:#fafafa}
 header{padding:18px 28px;color:#fff}
-header.HELD{background:#2e7d32}header.DIVERGED,header.VALIDATION{background:#c62828}header.INCOMPLETE{background:#757575}
+header.HELD,header.RECOVERED,header.NO,header.BENCHMARKED{background:#2e7d32}
+header.DIVERGED,header.VALIDATION,header.FAULTS,header.REGRESSED{background:#c62828}header.INCOMPLETE{background:#757575}
 header h1{margin:0;font-size:22px}header p{margin:4px 0 0;opacity:.9}
 nav{padding:6px 28px;background:#eee;font-size:13px}nav a{margin-right:14px;color:#333}
 main{padding:8px 28px 40px;max-width:1100px}
@@ -421,25 +488,37 @@ def render_html(data: Mapping[str, Any]) -> str:
               f'<p class="ok">all {sum(len(s.get("checks", [])) for s in val.get("stage_results", []))} '
               f'checks passed</p>' if val else '<p class="muted">no validation report</p>')
     reasons = data.get("reasons") or {}
-    sections = [
-        _section("Rows per stage", _funnel(data), "funnel"),
-        _section("Rejected rows by reason",
-                 bar_chart(sorted(reasons.items(), key=lambda kv: -kv[1]), unit="rows", title="rejected by reason",
-                           color=PALETTE[3]) if reasons else '<p class="muted">no rejected rows</p>', "rejects"),
-        _section("Differences from the oracle", _diffs(data.get("divergence")), "diffs"),
-        _section("Validation checks", checks, "checks"),
-        _section("Performance", _performance(perf), "perf"),
-        _section("Scaling", _scaling(data.get("scaling")), "scaling"),
-        _section("Benchmark comparison between commits", _bench(data.get("bench")), "bench"),
-    ]
-    nav = "".join(f'<a href="#{sid}">{_e(t)}</a>' for sid, t in (
-        ("funnel", "counts"), ("rejects", "rejects"), ("diffs", "diffs"), ("checks", "checks"),
-        ("perf", "performance"), ("scaling", "scaling"), ("bench", "benchmarks")))
+    # A fault or benchmark run has no dataset of its own: its page leads with
+    # its results and leaves out the per-run sections that would all be empty.
+    pipeline_run = bool(meta or val or data.get("divergence") or data.get("audit"))
+    sections: list[tuple[str, str, str, str]] = []  # (id, nav label, title, body)
+    if data.get("faults") is not None:
+        sections.append(("faults", "faults", "Fault scenarios", _faults(data["faults"])))
+    if data.get("bench_here") is not None:
+        sections.append(("bench", "benchmarks", "Benchmark comparison between commits", _bench(data["bench_here"])))
+    if data.get("bench_run") is not None:
+        sections.append(("bench_run", "benchmarks run", "Benchmarks of this run", _bench_run(data["bench_run"])))
+    if pipeline_run or not sections:
+        sections += [
+            ("funnel", "counts", "Rows per stage", _funnel(data)),
+            ("rejects", "rejects", "Rejected rows by reason",
+             bar_chart(sorted(reasons.items(), key=lambda kv: -kv[1]), unit="rows", title="rejected by reason",
+                       color=PALETTE[3]) if reasons else '<p class="muted">no rejected rows</p>'),
+            ("diffs", "diffs", "Differences from the oracle", _diffs(data.get("divergence"))),
+            ("checks", "checks", "Validation checks", checks),
+        ]
+    if perf or pipeline_run:
+        sections.append(("perf", "performance", "Performance", _performance(perf)))
+    sections.append(("scaling", "scaling", "Scaling", _scaling(data.get("scaling"))))
+    if data.get("bench_here") is None:
+        sections.append(("bench", "benchmarks", "Benchmark comparison between commits", _bench(data.get("bench"))))
+    nav = "".join(f'<a href="#{sid}">{_e(label)}</a>' for sid, label, _, _ in sections)
+    body = "".join(_section(title, html_, sid) for sid, _, title, html_ in sections)
     return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f'<meta name="viewport" content="width=device-width, initial-scale=1">'
             f"<title>pipeline-props {_e(run_id)}: {_e(verdict)}</title><style>{CSS}</style></head><body>"
             f'<header class="{_e(verdict.split()[0])}"><h1 id="verdict">{_e(verdict)}</h1>'
-            f"<p>run {_e(run_id)}</p><p>{sub}</p></header><nav>{nav}</nav><main>{''.join(sections)}</main>"
+            f"<p>run {_e(run_id)}</p><p>{sub}</p></header><nav>{nav}</nav><main>{body}</main>"
             f"<script>{JS}</script></body></html>")
 
 
