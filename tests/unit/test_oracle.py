@@ -15,6 +15,7 @@ import pytest
 from pipeline_props import contract
 from pipeline_props.errors import InputError
 from pipeline_props.oracles import OracleResult, run_oracle, run_oracle_on_paths
+from pipeline_props.oracles import fast_path
 from pipeline_props.oracles.duckdb_oracle import _build, load_sql
 from pipeline_props.oracles.splitter import BOM, needs_full_split, split_file
 
@@ -252,12 +253,83 @@ def test_duckdb_round_on_decimal_is_half_away_from_zero() -> None:
         assert con.execute(f"SELECT round(CAST('{text}' AS DECIMAL(18, 5)), 2)").fetchone()[0] == D(expected)
 
 
+def _real_date(year: int, month: int, day: int) -> bool:
+    leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+    days = [31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+    return 1 <= month <= 12 and 1 <= day <= days[month - 1]
+
+
+def test_duckdb_timestamp_cast_accepts_exactly_the_real_local_times() -> None:
+    """checked.sql relies on this: on a value of the shape its pattern admits
+    (YYYY-MM-DD, T or space, HH:MM:SS, all ASCII digits), TRY_CAST(... AS
+    TIMESTAMP) gives NULL unless the date and the time are real, and else the
+    date and time written; 24:00:00, which DuckDB rolls over to the next day,
+    is refused by the SQL itself. Checked for every month and day spelling
+    00-99 in years of each leap kind, 29 February of every year 0000-9999,
+    and every hour and minute spelling 00-99 with seconds 00, 59, 60 and 99,
+    and every second spelling with some hours and minutes."""
+    con = duckdb.connect()
+    digits = "(SELECT range AS n, lpad(CAST(range AS VARCHAR), 2, '0') AS t FROM range(100))"
+    years = (0, 1, 1600, 1900, 1999, 2000, 2023, 2024, 2099, 2100, 9999)
+    got = con.execute(
+        f"SELECT y, m.n, d.n, TRY_CAST(lpad(CAST(y AS VARCHAR), 4, '0') || '-' || m.t || '-' || d.t || "
+        f"'T12:00:00' AS TIMESTAMP) FROM unnest({list(years)}) AS a(y), {digits} AS m, {digits} AS d "
+        "UNION ALL "
+        "SELECT y, 2, 29, TRY_CAST(lpad(CAST(y AS VARCHAR), 4, '0') || '-02-29 00:00:00' AS TIMESTAMP) "
+        "FROM range(10000) AS a(y)"
+    ).fetchall()
+    assert len(got) == len(years) * 100 * 100 + 10000
+    for year, month, day, value in got:
+        assert (value is not None) == _real_date(year, month, day), (year, month, day, value)
+        if value is not None and year > 0:
+            assert (value.year, value.month, value.day) == (year, month, day)
+    (checked, wrong) = con.execute(
+        f"""
+        WITH times AS (
+            SELECT h.n AS h, m.n AS m, s.n AS s,
+                   TRY_CAST('2024-01-31T' || h.t || ':' || m.t || ':' || s.t AS TIMESTAMP) AS t
+            FROM {digits} AS h, {digits} AS m, {digits} AS s
+            WHERE (s.n IN (0, 59, 60, 99) OR (h.n, m.n) IN ((0, 0), (23, 59), (24, 0), (12, 60)))
+              AND NOT (h.n = 24 AND m.n = 0 AND s.n = 0)
+        )
+        SELECT count(*), count(*) FILTER (WHERE t IS DISTINCT FROM
+            CASE WHEN h <= 23 AND m <= 59 AND s <= 59 THEN make_timestamp(2024, 1, 31, h, m, s) END)
+        FROM times
+        """
+    ).fetchone()
+    assert (checked, wrong) == (100 * 100 * 4 + 4 * 96 - 1, 0)
+
+
+def test_event_time_edges() -> None:
+    cases = [
+        ("event_time", "2024-01-01T24:00:00Z"),
+        ("event_time", "2024-01-01T23:59:60Z"),
+        ("event_time", "2023-02-29T00:00:00Z"),
+        ("event_time", "2024-02-29T00:00:00Z"),
+        ("event_time", "0000-02-29T00:00:00Z"),
+        ("event_time", "1900-02-29T00:00:00Z"),
+        ("event_time", "2024-01-01T00:00:00+14:00"),
+        ("event_time", "2024-01-01T00:00:00-14:01"),
+        ("event_time", "2024-01-01T00:00:00+13:60"),
+        ("event_time", "2024-01-01T00:00:00.1234567Z"),
+        ("event_time", "2100-01-01T00:00:00+01:00"),
+        ("event_time", "2099-12-31T23:59:59.999999-14:00"),
+    ]
+    expected = [
+        contract.INVALID_FORMAT, contract.INVALID_FORMAT, contract.INVALID_FORMAT, None,
+        contract.OUT_OF_RANGE, contract.INVALID_FORMAT, None, contract.INVALID_FORMAT,
+        contract.INVALID_FORMAT, contract.INVALID_FORMAT, contract.OUT_OF_RANGE, None,
+    ]
+    assert reasons_of(cases) == expected
+
+
 def test_amount_columns_never_use_double() -> None:
     con, _ = _build([("a.csv", csv(rec()))])
     try:
-        types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
-                                 "WHERE table_name = 'accepted'").fetchall())
-        assert types["line_amount"] == types["amount_usd"] == "DECIMAL(18,2)"
+        for table in ("facts", "accepted"):
+            types = dict(con.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                     "WHERE table_name = ?", [table]).fetchall())
+            assert types["amount_usd"] == "DECIMAL(18,2)", table
         for table in ("product_performance", "daily_sales", "customer_summary"):
             rel = con.sql(load_sql(f"{table}.sql"))
             assert not [t for t in rel.types if str(t) in ("DOUBLE", "FLOAT")], (table, rel.types)
@@ -644,9 +716,32 @@ def test_fast_path_equals_splitter_on_quote_free_files(seed: int) -> None:
             slow = slow_con.execute(load_sql(f"{table}.sql")).fetchall()
             assert fast == slow, table
         # the records themselves, not only the aggregates
-        query = "SELECT * FROM records ORDER BY file_index, record_number"
+        query = "SELECT * EXCLUDE (rid) FROM records ORDER BY file_index, record_number"
         assert fast_con.execute(query).fetchall() == slow_con.execute(query).fetchall()
         assert fast_con.execute("SELECT count(*) FROM rejected").fetchone()[0] > 0
+    finally:
+        fast_con.close()
+        slow_con.close()
+
+
+@pytest.mark.parametrize("block", [1, 97, 4096])
+def test_fast_path_blocks_equal_splitter(monkeypatch: pytest.MonkeyPatch, block: int) -> None:
+    """Cut in small blocks (records numbered across blocks, malformed and
+    trimmed records in any block, a last line without newline)."""
+    monkeypatch.setattr(fast_path, "BLOCK_BYTES", block)
+    last = b" e9 ,o,c,p,t,NA,store,1,1,,USD,2024-01-01T00:00:00Z\t"
+    data = _mixed_quote_free_file(5, 200) + b"\n" + last
+    files = [("a.csv", data), ("b.csv", _mixed_quote_free_file(6, 40))]
+    assert not any(needs_full_split(d) for _, d in files)
+    fast_con, _ = _build(files)
+    slow_con, _ = _build(files, full_split=True)
+    try:
+        query = "SELECT * EXCLUDE (rid) FROM records ORDER BY file_index, record_number"
+        fast = fast_con.execute(query).fetchall()
+        assert fast == slow_con.execute(query).fetchall()
+        # a.csv's last record: its raw text, not malformed, a control character (tab), trimmed
+        (found,) = [row for row in fast if row[0] == 0 and row[2] == last.decode()]
+        assert found[3:6] == (False, True, "e9")
     finally:
         fast_con.close()
         slow_con.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -25,29 +26,33 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from pipeline_props import contract
 from pipeline_props.errors import InputError
+from pipeline_props.oracles.fast_path import MAX_FAST_BYTES, fast_records
 from pipeline_props.oracles.splitter import Header, needs_full_split, read_header, split_records, strip_bom
 
 TableSet = dict[str, list[tuple]]
 
-#: SQL that builds the intermediate tables, in order.
-_BUILD_SCRIPTS: tuple[str, ...] = ("checked.sql", "events.sql")
 
 #: The records table both paths produce (registered in DuckDB as ``records``):
 #: one row per counted record, the contract's fields unquoted and trimmed, all
-#: NULL when the record is malformed.
+#: NULL when the record is malformed. ``control`` is False only when the
+#: record holds no control character (checked.sql then skips that search).
+#: Text is Arrow string views: the fast path points them into the file's bytes.
 _RECORDS_SCHEMA = pa.schema(
     [
         ("file_index", pa.int32()),
         ("record_number", pa.int64()),
-        ("raw", pa.large_string()),
+        ("raw", pa.string_view()),
         ("malformed", pa.bool_()),
-        *((column, pa.large_string()) for column in contract.COLUMNS),
+        ("control", pa.bool_()),
+        *((column, pa.string_view()) for column in contract.COLUMNS),
     ]
 )
+
+#: A control character (U+0000-U+001F, U+007F), as checked.sql's [[:cntrl:]].
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True)
@@ -115,36 +120,27 @@ def load_sql(name: str) -> str:
 
 
 def _fast_records(file_index: int, body: bytes, header: Header) -> pa.Table:
-    """Records of a file with no quote, no ``\\r`` and valid UTF-8, vectorised.
-
-    Such a file's records are exactly its non-empty ``\\n``-separated lines
-    and its fields the comma-separated parts of a line, so Arrow compute can
-    cut it without a per-record Python step.
-    """
-    text = memoryview(body)[header.body_start :]
-    offsets = pa.array([0, len(text)], pa.int64()).buffers()[1]
-    whole = pa.LargeStringArray.from_buffers(1, offsets, pa.py_buffer(text))
-    lines = pc.split_pattern(whole, "\n").flatten()
-    lines = lines.filter(pc.greater(pc.binary_length(lines), 0))
-    count = len(lines)
-    parts = pc.split_pattern(lines, ",")
-    good = pc.equal(pc.list_value_length(parts), len(header.names)).to_numpy(zero_copy_only=False)
-    starts = np.asarray(parts.offsets)[:-1].astype(np.int64)
-    values = parts.flatten()
-    fields = []
-    for column in contract.COLUMNS:
-        at = pa.array(starts + header.names.index(column), mask=~good)
-        fields.append(pc.utf8_trim(values.take(at), " \t").cast(pa.large_string()))
-    return pa.table(
-        [
-            pa.array(np.full(count, file_index, dtype=np.int32)),
-            pa.array(np.arange(1, count + 1, dtype=np.int64)),
-            lines,
-            pa.array(~good),
-            *fields,
-        ],
-        schema=_RECORDS_SCHEMA,
-    )
+    """Records of a file with no quote, no ``\\r`` and valid UTF-8, vectorised
+    (:mod:`pipeline_props.oracles.fast_path`)."""
+    positions = [header.names.index(column) for column in contract.COLUMNS]
+    batches = []
+    for columns in fast_records(body, header.body_start, len(header.names), positions):
+        count = len(columns["record_number"])
+        fields = (columns[f"field{i}"] for i in range(len(positions)))
+        batches.append(
+            pa.record_batch(
+                [
+                    pa.array(np.full(count, file_index, dtype=np.int32)),
+                    pa.array(columns["record_number"]),
+                    columns["raw"],
+                    pa.array(columns["malformed"]),
+                    pa.array(columns["control"]),
+                    *(pa.nulls(count, pa.string_view()) if f is None else f for f in fields),
+                ],
+                schema=_RECORDS_SCHEMA,
+            )
+        )
+    return pa.Table.from_batches(batches, _RECORDS_SCHEMA)
 
 
 def _split_records(file_index: int, name: str, body: bytes, header: Header) -> pa.Table:
@@ -153,21 +149,24 @@ def _split_records(file_index: int, name: str, body: bytes, header: Header) -> p
     numbers: list[int] = []
     raws: list[str] = []
     malformed: list[bool] = []
+    control: list[bool] = []
     fields: list[list[str | None]] = [[] for _ in positions]
     for record in split_records(file_index, name, body, header):
         numbers.append(record.record_number)
         raws.append(record.raw)
         values = record.fields
         malformed.append(values is None)
+        control.append(_CONTROL.search(record.raw) is not None)
         for out, at in zip(fields, positions, strict=True):
             out.append(None if values is None else values[at])
     return pa.table(
         [
             pa.array(np.full(len(numbers), file_index, dtype=np.int32)),
             pa.array(numbers, pa.int64()),
-            pa.array(raws, pa.large_string()),
+            pa.array(raws, pa.string_view()),
             pa.array(malformed, pa.bool_()),
-            *(pa.array(values, pa.large_string()) for values in fields),
+            pa.array(control, pa.bool_()),
+            *(pa.array(values, pa.string_view()) for values in fields),
         ],
         schema=_RECORDS_SCHEMA,
     )
@@ -182,7 +181,10 @@ def _files_table(names: Sequence[str]) -> pa.Table:
     )
 
 
-_INTERMEDIATE_TABLES: tuple[str, ...] = ("checked", "versions", "accepted", "rejected")
+#: Rows per Arrow record batch handed to DuckDB (a multiple of its 2048-row vectors).
+_BATCH_ROWS = 64 * 2048
+_INTERMEDIATE_VIEWS: tuple[str, ...] = ("accepted",)
+_INTERMEDIATE_TABLES: tuple[str, ...] = ("facts", "candidates", "versions", "rejected")
 _REGISTERED: tuple[str, ...] = ("records", "files")
 _local = threading.local()
 
@@ -211,10 +213,11 @@ def _build(
 ) -> tuple[duckdb.DuckDBPyConnection, list[tuple[str, Header]]]:
     """Check every header, then load the records into DuckDB.
 
-    Builds the intermediate tables checked, versions, accepted and rejected
-    (records and files are registered Arrow tables) in ``con``, or in a new
-    in-memory DuckDB that the caller closes. ``full_split`` sends every file
-    through the splitter (tests compare it with the fast path).
+    Builds the macro checked_rows, the tables facts, candidates, versions
+    and rejected and the view accepted (records and files are registered
+    Arrow tables) in ``con``, or in a new in-memory DuckDB that the caller
+    closes. ``full_split`` sends every file through the splitter (tests
+    compare it with the fast path).
     """
     headers: list[tuple[str, Header]] = []
     bodies: list[bytes] = []
@@ -225,7 +228,7 @@ def _build(
 
     tables: list[pa.Table] = []
     for index, ((name, header), body) in enumerate(zip(headers, bodies, strict=True)):
-        if full_split or needs_full_split(body):
+        if full_split or len(body) > MAX_FAST_BYTES or needs_full_split(body):
             tables.append(_split_records(index, name, body, header))
         else:
             tables.append(_fast_records(index, body, header))
@@ -233,10 +236,18 @@ def _build(
     own = con is None
     con = duckdb.connect(":memory:") if con is None else con
     try:
-        con.register("records", pa.concat_tables(tables) if tables else _RECORDS_SCHEMA.empty_table())
+        records = pa.concat_tables(tables) if tables else _RECORDS_SCHEMA.empty_table()
+        # rid: the record's row in records, the key the SQL joins on
+        records = records.add_column(0, "rid", pa.array(np.arange(len(records), dtype=np.int64)))
+        # batches of a bounded size, so that every DuckDB thread gets some
+        records = pa.Table.from_batches(records.to_batches(max_chunksize=_BATCH_ROWS), records.schema)
+        con.register("records", records)
         con.register("files", _files_table([name for name, _ in headers]))
-        for script in _BUILD_SCRIPTS:
-            con.execute(load_sql(script))
+        con.execute(load_sql("checked.sql"))
+        (candidates,) = con.execute(load_sql("facts.sql")).fetchone()
+        if candidates:
+            con.execute(load_sql("versions.sql"))
+        con.execute(load_sql("events.sql"))
     except BaseException:
         if own:
             con.close()
@@ -258,6 +269,9 @@ def run_oracle(files: Sequence[tuple[str, bytes]]) -> OracleResult:
         tables: TableSet = {
             table: con.execute(load_sql(f"{table}.sql")).fetchall() for table in contract.OUTPUT_TABLES
         }
+        con.execute("DROP MACRO TABLE IF EXISTS checked_rows")
+        for view in _INTERMEDIATE_VIEWS:
+            con.execute(f"DROP VIEW IF EXISTS {view}")
         for table in _INTERMEDIATE_TABLES:
             con.execute(f"DROP TABLE IF EXISTS {table}")
         for view in _REGISTERED:

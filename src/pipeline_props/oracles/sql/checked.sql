@@ -1,15 +1,23 @@
 -- Validation (contract section 2 with SPEC section 6): every record with its
 -- reason (NULL when valid) and, for valid rows, its normalised values.
--- Input: records(file_index, record_number, raw, malformed, <the twelve
--- contract columns>), registered by duckdb_oracle.py: the fields unquoted and
--- trimmed of spaces and tabs, all NULL when the record is malformed.
+-- Input: records(rid, file_index, record_number, raw, malformed, control,
+-- <the twelve contract columns>), registered by duckdb_oracle.py: the fields
+-- unquoted and trimmed of spaces and tabs, all NULL when the record is
+-- malformed; control is False only when the record has no control character.
+--
+-- A table macro over a records-shaped table, not a table: events.sql keeps
+-- only the few compact columns it needs from checked_rows('records') (storing
+-- a million rows of text costs more than all the checks), and gets the full
+-- normalised values again, from checked_rows('candidates'), only for the rows
+-- whose event id may repeat.
+--
 -- Columns are checked in contract order; within a column: missing, then
 -- format, then range or code list. Numbers are only cast after their regular
 -- expression matched, so no cast leniency can accept what the pattern refuses.
 -- ASCII-only case folding: DuckDB's upper()/lower() follow Unicode (upper('ſ')
 -- is 'S'), so they are applied only to pure ASCII values (as many bytes as
 -- code points); any other value folds to '' and is not a known code.
-CREATE OR REPLACE TEMP TABLE checked AS
+CREATE OR REPLACE TEMP MACRO checked_rows(source) AS TABLE
 WITH formats AS (
     SELECT
         *,
@@ -23,52 +31,42 @@ WITH formats AS (
             event_time,
             '[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})'
         ) AS event_time_ok
-    FROM records
+    FROM query_table(source)
 ), numbers AS (
-    -- Positions below are fixed once the event_time pattern matched (ASCII).
+    -- Once the event_time pattern matched, the value is ASCII: 19 bytes of
+    -- local date and time, then '.' and 1-6 digits or nothing, then 'Z' or a
+    -- 6-byte offset. The local part is cast as a TIMESTAMP, which accepts
+    -- exactly the real dates and times of that shape except 24:00:00 (which
+    -- it rolls over to the next day, so it is refused here first); a unit test
+    -- checks this for every month, day, hour, minute and second spelling.
     SELECT
         *,
+        -- a code's position in the contract's list (1-based), 0 when unknown;
+        -- a function, not IN: DuckDB plans IN (...) as a join, losing row order
+        coalesce(list_position([{{REGIONS}}], region_norm), 0) AS region_code,
+        coalesce(list_position([{{CHANNELS}}], channel_norm), 0) AS channel_code,
+        coalesce(list_position([{{CURRENCIES}}], currency_norm), 0) AS currency_code,
         CASE WHEN quantity_ok THEN TRY_CAST(quantity AS INTEGER) END AS q,
         CASE WHEN unit_price_ok THEN TRY_CAST(unit_price AS DECIMAL(11, 2)) END AS p,
         CASE WHEN discount = '' THEN CAST(0 AS DECIMAL(6, 3))
              WHEN discount_ok THEN TRY_CAST(discount AS DECIMAL(6, 3)) END AS d,
-        CASE WHEN event_time_ok THEN TRY_CAST(substr(event_time, 1, 4) AS INTEGER) END AS t_year,
-        CASE WHEN event_time_ok THEN TRY_CAST(substr(event_time, 6, 2) AS INTEGER) END AS t_month,
-        CASE WHEN event_time_ok THEN TRY_CAST(substr(event_time, 9, 2) AS INTEGER) END AS t_day,
-        CASE WHEN event_time_ok THEN TRY_CAST(substr(event_time, 12, 2) AS INTEGER) END AS t_hour,
-        CASE WHEN event_time_ok THEN TRY_CAST(substr(event_time, 15, 2) AS INTEGER) END AS t_minute,
-        CASE WHEN event_time_ok THEN TRY_CAST(substr(event_time, 18, 2) AS INTEGER) END AS t_second,
-        -- '.' plus 1-6 digits sits between the seconds and the 1- or 6-byte zone
-        CASE WHEN event_time_ok THEN
-            CASE WHEN substr(event_time, 20, 1) = '.'
-                 THEN TRY_CAST(rpad(substr(event_time, 21,
-                          length(event_time) - 20 - (CASE WHEN suffix(event_time, 'Z') THEN 1 ELSE 6 END)),
-                          6, '0') AS INTEGER)
-                 ELSE 0 END
-        END AS t_micros,
-        CASE WHEN NOT event_time_ok THEN NULL
-             WHEN suffix(event_time, 'Z') THEN 0
-             WHEN substr(right(event_time, 6), 1, 1) = '-' THEN -1
-             ELSE 1 END AS t_sign,
-        CASE WHEN event_time_ok AND NOT suffix(event_time, 'Z')
-             THEN TRY_CAST(substr(right(event_time, 5), 1, 2) AS INTEGER) ELSE 0 END AS t_off_hour,
-        CASE WHEN event_time_ok AND NOT suffix(event_time, 'Z')
-             THEN TRY_CAST(right(event_time, 2) AS INTEGER) ELSE 0 END AS t_off_minute
+        CASE WHEN event_time_ok AND substr(event_time, 12, 2) <> '24'
+             THEN TRY_CAST(substr(event_time, 1, 19) AS TIMESTAMP) END AS t_local,
+        CASE WHEN event_time_ok THEN suffix(event_time, 'Z') END AS t_utc,
+        CASE WHEN event_time_ok THEN strlen(event_time) END AS t_len
     FROM formats
-), calendar AS (
+), zones AS (
     SELECT
         *,
-        event_time_ok
-        AND t_month BETWEEN 1 AND 12
-        AND t_day BETWEEN 1 AND (
-            CASE WHEN t_month = 2 THEN
-                     CASE WHEN (t_year % 4 = 0 AND t_year % 100 <> 0) OR t_year % 400 = 0
-                          THEN 29 ELSE 28 END
-                 WHEN t_month IN (4, 6, 9, 11) THEN 30
-                 ELSE 31 END)
-        AND t_hour <= 23 AND t_minute <= 59 AND t_second <= 59
-        AND t_off_minute <= 59
-        AND t_off_hour * 60 + t_off_minute <= {{MAX_OFFSET_MINUTES}} AS event_time_real
+        CASE WHEN t_utc THEN 0
+             ELSE TRY_CAST(substr(event_time, t_len - 4, 2) AS INTEGER) END AS t_off_hour,
+        CASE WHEN t_utc THEN 0
+             ELSE TRY_CAST(substr(event_time, t_len - 1, 2) AS INTEGER) END AS t_off_minute,
+        CASE WHEN t_utc THEN 0
+             WHEN substr(event_time, t_len - 5, 1) = '-' THEN -1
+             ELSE 1 END AS t_sign,
+        -- the fraction's digits: after the 20th byte ('.'), before the zone
+        t_len - 20 - CASE WHEN t_utc THEN 1 ELSE 6 END AS t_digits
     FROM numbers
 ), reasons AS (
     SELECT
@@ -79,19 +77,20 @@ WITH formats AS (
         WHEN event_id = '' THEN {{MISSING_FIELD}}
         WHEN NOT regexp_full_match(event_id, '[A-Za-z0-9_.:-]{1,{{ID_MAX}}}') THEN {{INVALID_FORMAT}}
 
+        -- a record without control characters (the common case) skips their search
         WHEN order_id = '' THEN {{MISSING_FIELD}}
-        WHEN length(order_id) > {{ID_MAX}} OR regexp_matches(order_id, '[[:cntrl:]]') THEN {{INVALID_FORMAT}}
+        WHEN length(order_id) > {{ID_MAX}} OR (control AND regexp_matches(order_id, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
         WHEN customer_id = '' THEN {{MISSING_FIELD}}
-        WHEN length(customer_id) > {{ID_MAX}} OR regexp_matches(customer_id, '[[:cntrl:]]') THEN {{INVALID_FORMAT}}
+        WHEN length(customer_id) > {{ID_MAX}} OR (control AND regexp_matches(customer_id, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
         WHEN product_id = '' THEN {{MISSING_FIELD}}
-        WHEN length(product_id) > {{ID_MAX}} OR regexp_matches(product_id, '[[:cntrl:]]') THEN {{INVALID_FORMAT}}
+        WHEN length(product_id) > {{ID_MAX}} OR (control AND regexp_matches(product_id, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
         WHEN category = '' THEN {{MISSING_FIELD}}
-        WHEN length(category) > {{ID_MAX}} OR regexp_matches(category, '[[:cntrl:]]') THEN {{INVALID_FORMAT}}
+        WHEN length(category) > {{ID_MAX}} OR (control AND regexp_matches(category, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
 
         WHEN region = '' THEN {{MISSING_FIELD}}
-        WHEN region_norm NOT IN ({{REGIONS}}) THEN {{UNKNOWN_CODE}}
+        WHEN region_code = 0 THEN {{UNKNOWN_CODE}}
         WHEN channel = '' THEN {{MISSING_FIELD}}
-        WHEN channel_norm NOT IN ({{CHANNELS}}) THEN {{UNKNOWN_CODE}}
+        WHEN channel_code = 0 THEN {{UNKNOWN_CODE}}
 
         WHEN quantity = '' THEN {{MISSING_FIELD}}
         WHEN NOT quantity_ok THEN {{INVALID_FORMAT}}
@@ -105,33 +104,25 @@ WITH formats AS (
         WHEN d < {{DISCOUNT_MIN}} OR d > {{DISCOUNT_MAX}} THEN {{OUT_OF_RANGE}}
 
         WHEN currency = '' THEN {{MISSING_FIELD}}
-        WHEN currency_norm NOT IN ({{CURRENCIES}}) THEN {{UNKNOWN_CODE}}
+        WHEN currency_code = 0 THEN {{UNKNOWN_CODE}}
 
         WHEN event_time = '' THEN {{MISSING_FIELD}}
-        WHEN NOT event_time_real THEN {{INVALID_FORMAT}}
-        WHEN t_year < {{YEAR_MIN}} OR t_year > {{YEAR_MAX}} THEN {{OUT_OF_RANGE}}
+        WHEN NOT event_time_ok OR t_local IS NULL OR t_off_minute > 59
+             OR t_off_hour * 60 + t_off_minute > {{MAX_OFFSET_MINUTES}} THEN {{INVALID_FORMAT}}
+        WHEN year(t_local) < {{YEAR_MIN}} OR year(t_local) > {{YEAR_MAX}} THEN {{OUT_OF_RANGE}}
     END AS reason
-    FROM calendar
-), civil AS (
-    -- days_from_civil (proleptic Gregorian) for the UTC instant; only used
-    -- for valid rows, whose year is 2000-2099, so // (truncating) is floor.
-    SELECT
-        *,
-        t_year - CASE WHEN t_month <= 2 THEN 1 ELSE 0 END AS cy,
-        (153 * (t_month + CASE WHEN t_month > 2 THEN -3 ELSE 9 END) + 2) // 5 + t_day - 1 AS doy
-    FROM reasons
+    FROM zones
 )
 SELECT
-    file_index, record_number, reason,
+    rid, file_index, record_number, reason,
     event_id, order_id, customer_id, product_id, category,
     region_norm AS region, channel_norm AS channel, q AS quantity, p AS unit_price,
-    d AS discount, currency_norm AS currency,
+    d AS discount, currency_norm AS currency, region_code, channel_code, currency_code,
     -- event_time as the UTC instant, in microseconds since 1970-01-01
     CASE WHEN reason IS NULL THEN
-        (CAST(cy // 400 AS BIGINT) * 146097 + (cy % 400) * 365 + (cy % 400) // 4 - (cy % 400) // 100
-         + doy - 719468) * 86400000000
-        + (CAST(t_hour AS BIGINT) * 3600 + t_minute * 60 + t_second
-           - t_sign * (t_off_hour * 3600 + t_off_minute * 60)) * 1000000
-        + t_micros
+        epoch_us(t_local)
+        + CASE WHEN t_digits > 0
+               THEN CAST(rpad(substr(event_time, 21, t_digits), 6, '0') AS INTEGER) ELSE 0 END
+        - t_sign * (t_off_hour * 60 + t_off_minute) * CAST(60000000 AS BIGINT)
     END AS event_us
-FROM civil;
+FROM reasons;
