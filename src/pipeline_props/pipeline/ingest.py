@@ -38,6 +38,10 @@ PRODUCER_DEFAULTS: dict[str, Any] = {
     "message.timeout.ms": 120_000,
     "socket.keepalive.enable": True,
     "log_level": 3,
+    # Delivery callbacks for failures only: a Python call per acknowledged message
+    # costs ~1 us. After a complete flush every message not reported failed was
+    # acknowledged, so the acked count is still exact.
+    "delivery.report.only.error": True,
 }
 
 
@@ -148,19 +152,22 @@ def ingest_files(
     producer_key, held = _take_producer(config)
     producer = held.producer
     failed: list[tuple[bytes | None, bytes, str]] = []
-    acked = 0
+    # Every produce() gets exactly one delivery report: after a complete flush
+    # acked = produced - reported failures (success reports may be switched off).
+    produced = failures = 0
 
     def on_delivery(err: Any, msg: Any) -> None:
-        nonlocal acked
-        if err is None:
-            acked += 1
-        else:
+        nonlocal failures
+        if err is not None:
+            failures += 1
             failed.append((msg.key(), msg.value(), str(err)))
 
     def send(key: bytes | None, value: bytes) -> None:
+        nonlocal produced
         while True:
             try:
                 producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                produced += 1
                 return
             except BufferError:
                 producer.poll(0.05)  # local queue full: serve deliveries, then retry
@@ -175,7 +182,7 @@ def ingest_files(
             rows += 1
             if record.fields is None:
                 malformed += 1
-            else:
+            elif "" in record.fields:  # most records have no empty value: skip the per-column loop
                 for col, value in zip(COLUMNS, record.fields):
                     if value == "":
                         nulls[col] += 1
@@ -214,7 +221,7 @@ def ingest_files(
             "ingest", f"{len(failed)} message(s) not acknowledged by Kafka after {retry_rounds} "
             f"retry rounds (first: {positions}; last error: {failed[-1][2]})",
             hint="check the broker (pipeline-props services status); nothing was dropped silently")
-    stats.acked = acked
+    stats.acked = produced - failures
     stats.seconds = time.perf_counter() - started
     _give_back(producer_key, held)
     if on_progress:
