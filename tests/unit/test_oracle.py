@@ -747,6 +747,21 @@ def test_fast_path_blocks_equal_splitter(monkeypatch: pytest.MonkeyPatch, block:
         slow_con.close()
 
 
+def test_records_can_be_joined_and_checked_is_readable() -> None:
+    """Callers (the transform-vs-oracle property) join checked with records."""
+    con, _ = _build([("a.csv", csv(rec(event_id="a"), rec(event_id="b", quantity="x"), "short"))])
+    try:
+        rows = con.execute(
+            "SELECT c.record_number, c.reason, r.raw FROM checked AS c "
+            "JOIN records AS r USING (file_index, record_number) ORDER BY 1"
+        ).fetchall()
+    finally:
+        con.close()
+    assert [(n, reason) for n, reason, _ in rows] == [
+        (1, None), (2, contract.INVALID_FORMAT), (3, contract.MALFORMED_ROW)]
+    assert rows[2][2] == "short"
+
+
 def test_splitter_records() -> None:
     data = (HEADER + "\n" + rec(event_id="a") + "\n\n" + 'x,"y' + "\n").encode()
     header, records = split_file(3, "s.csv", BOM + data)

@@ -183,7 +183,7 @@ def _files_table(names: Sequence[str]) -> pa.Table:
 
 #: Rows per Arrow record batch handed to DuckDB (a multiple of its 2048-row vectors).
 _BATCH_ROWS = 64 * 2048
-_INTERMEDIATE_VIEWS: tuple[str, ...] = ("accepted",)
+_INTERMEDIATE_VIEWS: tuple[str, ...] = ("checked", "accepted")
 _INTERMEDIATE_TABLES: tuple[str, ...] = ("facts", "candidates", "versions", "rejected")
 _REGISTERED: tuple[str, ...] = ("records", "files")
 _local = threading.local()
@@ -236,6 +236,10 @@ def _build(
     own = con is None
     con = duckdb.connect(":memory:") if con is None else con
     try:
+        # DuckDB pushes a join's key range into the scan of the other side;
+        # for an Arrow table that becomes a pyarrow filter, which has no
+        # kernel for string views. Without it, callers may still join records.
+        con.execute("SET disabled_optimizers = 'join_filter_pushdown'")
         records = pa.concat_tables(tables) if tables else _RECORDS_SCHEMA.empty_table()
         # rid: the record's row in records, the key the SQL joins on
         records = records.add_column(0, "rid", pa.array(np.arange(len(records), dtype=np.int64)))

@@ -126,3 +126,7 @@ SELECT
         - t_sign * (t_off_hour * 60 + t_off_minute) * CAST(60000000 AS BIGINT)
     END AS event_us
 FROM reasons;
+
+-- checked: every record's verdict, for callers that read it (tests); the
+-- oracle itself reads checked_rows.
+CREATE OR REPLACE TEMP VIEW checked AS SELECT * FROM checked_rows('records');
