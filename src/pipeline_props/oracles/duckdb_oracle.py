@@ -183,8 +183,8 @@ def _files_table(names: Sequence[str]) -> pa.Table:
 
 #: Rows per Arrow record batch handed to DuckDB (a multiple of its 2048-row vectors).
 _BATCH_ROWS = 64 * 2048
-_INTERMEDIATE_VIEWS: tuple[str, ...] = ("checked", "accepted")
-_INTERMEDIATE_TABLES: tuple[str, ...] = ("facts", "candidates", "versions", "rejected")
+_INTERMEDIATE_VIEWS: tuple[str, ...] = ("checked",)
+_INTERMEDIATE_TABLES: tuple[str, ...] = ("facts", "candidates", "versions", "accepted", "rejected")
 _REGISTERED: tuple[str, ...] = ("records", "files")
 _local = threading.local()
 
@@ -213,11 +213,11 @@ def _build(
 ) -> tuple[duckdb.DuckDBPyConnection, list[tuple[str, Header]]]:
     """Check every header, then load the records into DuckDB.
 
-    Builds the macro checked_rows, the tables facts, candidates, versions
-    and rejected and the view accepted (records and files are registered
-    Arrow tables) in ``con``, or in a new in-memory DuckDB that the caller
-    closes. ``full_split`` sends every file through the splitter (tests
-    compare it with the fast path).
+    Builds the macro checked_rows, the view checked and the tables facts,
+    candidates, versions, accepted and rejected (records and files are
+    registered Arrow tables) in ``con``, or in a new in-memory DuckDB that
+    the caller closes. ``full_split`` sends every file through the splitter
+    (tests compare it with the fast path).
     """
     headers: list[tuple[str, Header]] = []
     bodies: list[bytes] = []
