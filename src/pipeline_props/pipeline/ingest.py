@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from pipeline_props.contract import COLUMNS
-from pipeline_props.errors import InputError, PipelineStageError
+from pipeline_props.errors import InputError, PipelineStageError, UsageError
 from pipeline_props.pipeline.messages import decode, encode
 from pipeline_props.pipeline.reader import Header, Record, iter_records, parse_header
 
@@ -136,15 +136,23 @@ def ingest_files(
     retry_rounds: int = 3,
     on_progress: Callable[[int], None] | None = None,
     stop_after: int | None = None,
+    arrival_order: Sequence[int] | None = None,
 ) -> IngestStats:
     """Send every record of ``files`` (dataset order, file_index = position) to ``topic``.
 
     ``messages_out`` receives each message as a JSON line (the run's
     kafka_messages.jsonl). ``stop_after`` sends only that many records and
     returns without flushing (the fault tests' "producer killed mid-file").
+    ``arrival_order`` sends the messages in another order, each record keeping
+    its file and record number: message ``i`` (dataset order) goes out ranked
+    by ``(arrival_order[i % len(arrival_order)], i)`` (the order-independence
+    property; the whole dataset is held in memory then).
     """
     from confluent_kafka import KafkaException
 
+    if arrival_order and stop_after is not None:
+        raise UsageError("ingest_files: give arrival_order or stop_after, not both "
+                         f"(arrival_order={list(arrival_order)[:5]}, stop_after={stop_after})")
     started = time.perf_counter()
     headers = check_headers(files)
     stats = IngestStats(files=len(files), headers=headers)
@@ -175,6 +183,7 @@ def ingest_files(
                 raise PipelineStageError("ingest", f"cannot produce to {topic}: {exc}") from exc
 
     sent = 0
+    held_back: list[tuple[bytes | None, bytes]] = []
     for file_index, (name, data) in enumerate(files):
         nulls = {c: 0 for c in COLUMNS}
         rows = malformed = 0
@@ -187,6 +196,9 @@ def ingest_files(
                     if value == "":
                         nulls[col] += 1
             key, value = encode(record, run_id)
+            if arrival_order:
+                held_back.append((key, value))
+                continue
             send(key, value)
             if messages_out is not None:
                 messages_out.write(value.decode("utf-8") + "\n")
@@ -206,6 +218,14 @@ def ingest_files(
                                "extra_columns": list(headers[file_index].extra_columns),
                                "columns": list(headers[file_index].columns)})
 
+    if held_back:
+        order = tuple(arrival_order or ())
+        ranks = sorted(range(len(held_back)), key=lambda i: (order[i % len(order)], i))
+        for i in ranks:
+            send(*held_back[i])
+            if messages_out is not None:
+                messages_out.write(held_back[i][1].decode("utf-8") + "\n")
+            sent += 1
     _flush(producer, topic)
     for attempt in range(retry_rounds):
         if not failed:

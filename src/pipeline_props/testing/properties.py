@@ -119,11 +119,16 @@ def _fail(
     return error
 
 
-def run_pipeline(pipeline: Any, namespace: str, files: Files, *, cleanup: bool = True) -> TableSet:
-    """prepare, ingest, wait, read the tables; then clean the namespace up (unless ``cleanup`` is off)."""
+def run_pipeline(pipeline: Any, namespace: str, files: Files, *, cleanup: bool = True,
+                 **ingest_options: Any) -> TableSet:
+    """prepare, ingest, wait, read the tables; then clean the namespace up (unless ``cleanup`` is off).
+
+    ``ingest_options`` go to ``pipeline.ingest`` (the reference pipeline takes
+    ``arrival_order``, for instance); the protocol itself needs none.
+    """
     pipeline.prepare(namespace)
     try:
-        pipeline.ingest(namespace, list(files))
+        pipeline.ingest(namespace, list(files), **ingest_options)
         pipeline.wait_until_caught_up(namespace)
         return pipeline.read_tables(namespace)
     finally:
