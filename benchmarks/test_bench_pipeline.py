@@ -25,6 +25,27 @@ the per-stage figures are in ``extra_info``:
 Targets (for 1M rows): end to end >= 50k rows/s, producer >= 100k rows/s,
 Spark transform >= 100k rows/s, Postgres load >= 200k rows/s, dbt build <= 10 s.
 They are reported, not asserted: this is a measurement, not a timed test.
+``test_example_latency`` times a full-tier property example instead: ten
+~200-row datasets, fixed-schema mode, median (target <= 3 s).
+
+Measured 2026-11-24 (2 cores shared with other agents, load average 5-13
+during the run, so wall figures are 2-4x an idle machine's; CPU figures hold):
+
+=========  ========  ==========================================================
+rows       e2e       per stage (wall; CPU of the busiest process)
+=========  ========  ==========================================================
+1,000,000  151 s     ingest 33 s (Python 15.2 s), transform 90 s (Spark JVM
+           6.6k/s    40 s = 40 us/row; Postgres load 26.9 s, PG 14.3 s),
+                     dbt 27 s (PG 14.2 s), export 0.6 s
+100,000    49.6 s    ingest 3.6 s (Python 1.5 s), transform 33 s (JVM 13.3 s,
+           2.0k/s    JIT still compiling after the 10k warm-up), dbt 11.8 s
+10,000     20.8 s    transform 9.5 s (JVM 4.3 s), dbt 9.8 s
+200 (x10)  5.6 s     median; ingest 0.01 s, transform 3.0 s, dbt 2.6 s
+=========  ========  ==========================================================
+
+Before this round (same benchmark, load 2-5): 100k end to end 27.5 s, Spark
+JVM 15.6 s CPU; a 200-row example 5.3 s median (ingest 0.5 s, transform
+3.2 s, dbt 1.6 s) at load 4.
 After the rounds the best round's tables are compared with the oracle, so a
 figure never comes from a wrong pipeline.
 
@@ -38,6 +59,7 @@ busiest one, the stage's bottleneck on an idle machine.
 from __future__ import annotations
 
 import os
+import statistics
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -239,13 +261,17 @@ def test_pipeline_throughput(benchmark: Any, warm_pipeline: ReferencePipeline, r
     try:
         benchmark.pedantic(one_round, setup=setup, rounds=ROUNDS[rows], iterations=1)
         best = min(rounds, key=lambda r: r.seconds["e2e"])
+        _record(benchmark.extra_info, pipeline, rows, best, rounds)
         divergence = compare(pipeline.read_tables(best.namespace), run_oracle(files).tables)
         assert divergence.ok, divergence.render(max_rows=5)
     finally:
         for r in rounds:
             pipeline.cleanup(r.namespace)
 
-    info = benchmark.extra_info
+
+def _record(info: dict[str, Any], pipeline: ReferencePipeline, rows: int, best: Round,
+            rounds: list[Round]) -> None:
+    """The best round's figures (recorded before the oracle check, which then must pass)."""
     info["rows"] = rows
     info["partitions"] = pipeline.partitions
     info["max_offsets_per_trigger"] = pipeline.max_offsets_per_trigger
@@ -257,3 +283,60 @@ def test_pipeline_throughput(benchmark: Any, warm_pipeline: ReferencePipeline, r
     info["spark_progress_ms"] = best.progress_ms
     info["targets"] = TARGETS
     info["all_rounds_e2e_seconds"] = [round(r.seconds["e2e"], 3) for r in rounds]
+
+
+#: Rows per dataset and datasets for the per-example latency (a full-tier property example's path).
+EXAMPLE_ROWS = 200
+EXAMPLES = 10
+
+
+def test_example_latency(benchmark: Any, infrastructure: InfrastructureManager) -> None:
+    """Wall time of one ~200-row dataset through every stage, as a full-tier property example runs it.
+
+    Fixed-schema mode (``ReferencePipeline(schema=...)``: staging emptied per
+    example, dbt's parsed manifest reused), fresh topic and checkpoint per
+    example, services and SparkSession warm (two examples run first). The
+    figure is the median of ten examples (target <= 3 s); per-stage medians
+    are in ``extra_info``.
+    """
+    pipeline = ReferencePipeline(infrastructure, partitions=2, schema="pp_bench_examples")
+    gen = DataGenerator(DataGenerationConfig(seed=7, error_rate=0.1))
+    datasets = [list(DataGenerator(DataGenerationConfig(seed=100 + i, error_rate=0.1))
+                     .generate_test_scenario_data("performance_benchmark", EXAMPLE_ROWS).files)
+                for i in range(EXAMPLES)]
+    stages: list[dict[str, float]] = []
+
+    def one_example(files: list[tuple[str, bytes]]) -> None:
+        namespace = f"pp_bench_ex_{uuid.uuid4().hex[:8]}"
+        pipeline.prepare(namespace)
+        try:
+            pipeline.ingest(namespace, files)
+            pipeline.wait_until_caught_up(namespace)
+            pipeline.read_tables(namespace)
+            stages.append(dict(pipeline.timings[namespace].seconds))
+        finally:
+            pipeline.cleanup(namespace)
+
+    try:
+        for _ in range(2):  # warm-up: JIT, dbt manifest, producer
+            one_example(list(gen.generate_test_scenario_data("performance_benchmark", EXAMPLE_ROWS).files))
+        stages.clear()
+        queue = iter(datasets)
+        benchmark.pedantic(lambda: one_example(next(queue)), rounds=EXAMPLES, iterations=1)
+        files = datasets[-1]
+        namespace = f"pp_bench_ex_{uuid.uuid4().hex[:8]}"
+        pipeline.prepare(namespace)
+        try:  # the figure must come from a correct pipeline
+            pipeline.ingest(namespace, files)
+            pipeline.wait_until_caught_up(namespace)
+            divergence = compare(pipeline.read_tables(namespace), run_oracle(files).tables)
+            assert divergence.ok, divergence.render(max_rows=5)
+        finally:
+            pipeline.cleanup(namespace)
+    finally:
+        infrastructure.drop_schema("pp_bench_examples")
+    info = benchmark.extra_info
+    info["rows"] = EXAMPLE_ROWS
+    info["target_seconds_max"] = 3.0
+    info["median_seconds_per_stage"] = {k: round(statistics.median(s.get(k, 0.0) for s in stages), 3)
+                                        for k in stages[0]}
