@@ -13,6 +13,7 @@ library, so swapping it is local.
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +25,8 @@ from pipeline_props.contract import COLUMNS
 from pipeline_props.errors import InputError, PipelineStageError, UsageError
 from pipeline_props.pipeline.messages import decode, encode
 from pipeline_props.pipeline.reader import Header, Record, iter_records, parse_header
+
+log = logging.getLogger(__name__)
 
 #: Producer settings; callers may override any of them (a fault test turns idempotence off).
 PRODUCER_DEFAULTS: dict[str, Any] = {
@@ -60,7 +63,9 @@ class _Producer:
         from confluent_kafka import Producer
 
         self.fatal = False
-        self.producer = Producer({**config, "error_cb": self._on_error})
+        # librdkafka's log lines go through Python logging, served on poll(): an
+        # idle producer whose broker went away does not write to stderr meanwhile.
+        self.producer = Producer({"logger": log, **config, "error_cb": self._on_error})
 
     def _on_error(self, err: Any) -> None:
         if err.fatal():
