@@ -250,6 +250,8 @@ class Mutant:
     needs_rows: int = 1
     #: max_examples per profile
     examples: dict[str, int] = field(default_factory=lambda: {"dev": 6, "ci": 12, "thorough": 60})
+    #: pipeline runs the search may make, per profile, where the default (test_mutants.MAX_RUNS) is too few
+    max_runs: dict[str, int] = field(default_factory=dict)
     #: monkeypatches of pipeline code (Python mutants)
     patch: Callable[[pytest.MonkeyPatch], None] | None = None
     #: (file in dbt/, old text, new text) edits (SQL mutants)
@@ -396,6 +398,9 @@ MUTANTS: tuple[Mutant, ...] = (
         "dbt", "direct",
         sales_datasets(max_rows=8, edge_cases=True, **_SMALL),
         dbt_edits=(("macros/money.sql", _HALF_AWAY, _HALF_EVEN),),
+        # The tie row can come first in a dataset of eight; shrinking away the
+        # other seven has taken up to ~120 runs (80 left it at 8 rows once).
+        max_runs={"ci": 160},
     ),
     Mutant(
         "utc_date_before_conversion",

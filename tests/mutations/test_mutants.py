@@ -33,7 +33,7 @@ pytestmark = [pytest.mark.mutations, pytest.mark.integration]
 #: A count, not a time, so the outcome does not depend on the machine's load.
 MAX_RUNS = {"dev": 60, "ci": 80, "thorough": 500}
 #: Safety net on Hypothesis' own shrinking time, per profile.
-SHRINK_SECONDS = {"dev": 120, "ci": 180, "thorough": 600}
+SHRINK_SECONDS = {"dev": 120, "ci": 300, "thorough": 600}
 #: Profiles that stop shrinking once the counterexample has as few rows as the bug needs
 #: (its values are then left as they are); thorough shrinks the values too.
 STOP_AT_NEEDED_ROWS = {"dev": True, "ci": True, "thorough": False}
@@ -137,7 +137,8 @@ def test_mutant_is_caught(mutant: Mutant, mutation_env: Any, monkeypatch: pytest
     pipeline = MiniPipeline(mutation_env.infra, compiled, **mutant.pipeline_kwargs)
     setup_seconds = time.perf_counter() - setup
     outcome = hunt(mutant.strategy, pipeline, max_examples=mutant.examples[profile],
-                   shrink_seconds=SHRINK_SECONDS[profile], max_runs=MAX_RUNS[profile],
+                   shrink_seconds=SHRINK_SECONDS[profile],
+                   max_runs=mutant.max_runs.get(profile, MAX_RUNS[profile]),
                    stop_at_rows=mutant.needs_rows if STOP_AT_NEEDED_ROWS[profile] else None)
     entry = {"mutant": mutant.name, "description": mutant.description, "where": mutant.where,
              "path": mutant.path, "profile": profile, "setup_seconds": round(setup_seconds, 1),
