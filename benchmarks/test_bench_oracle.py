@@ -3,15 +3,15 @@
 Run: .venv/bin/pytest benchmarks/test_bench_oracle.py --benchmark-only -p no:cacheprovider
 Target: >= 2M rows/s on this 2-core machine. Not reached.
 
-Measured 2026-11-24 (DuckDB 1.5.6, pyarrow 26.0.1, numpy 2.4.6), with other
-sessions' Spark jobs running (load average 6.6-7.7 on 2 cores): best of 3 is
-12.1 s, about 83k rows/s. Back to back on the same loaded machine, the oracle
-before this version took 27.4 s wall / 8.4 s CPU and this one 19.4 s / 6.1 s
-per million rows. CPU seconds by phase (process time, load ~8; wall was 2.5-3x
-these because the process got about a third of the machine):
-split (NumPy) 1.2-1.6, checked + facts.sql 2.7, versions.sql 0.6-1.2,
-events.sql 0.3, marts 1.9-2.1 (daily_sales 1.0, customer_summary 0.5),
-fetch 0.1. At 2M rows/s the whole run would have 0.5 s.
+Measured 2026-11-24 (DuckDB 1.5.6, pyarrow 26.0.1, numpy 2.4.6) with other
+sessions' jobs on the machine: best of 3 is 6.18 s, about 162k rows/s, at
+load average 3.1-3.7 (12.1 s at load 6.6-7.7). Back to back at load ~4, the
+oracle before this version took 9.7 s wall / 8.2 s CPU, this one 8.7 s /
+6.9 s. CPU seconds by phase at load ~4.7 (wall was about the same: the
+other core was busy): header and UTF-8 check 0.08, split (NumPy) 1.17,
+load 0.02, checked + facts.sql 2.48, versions.sql 0.81, events.sql 1.21,
+marts 0.84 (daily_sales 0.43, customer_summary 0.31), fetch 0.08. At 2M
+rows/s the whole run would have 0.5 s.
 """
 
 from __future__ import annotations
