@@ -13,6 +13,7 @@ Backends:
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import shutil
 import subprocess
@@ -294,14 +295,33 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
 
         names = [topics] if isinstance(topics, str) else list(topics)
         admin = AdminClient({"bootstrap.servers": self.kafka_bootstrap, "log_level": 0})
-        futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
-                                       for t in names], operation_timeout=timeout)
-        for name, fut in futures.items():
-            try:
-                fut.result(timeout)
-            except KafkaException as exc:
-                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+        pending = list(names)
+        # A broker that has just restarted, or a starved machine, can time a
+        # creation out; such errors are retriable and creation is idempotent.
+        for attempt in range(1, 4):
+            futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
+                                           for t in pending], operation_timeout=timeout)
+            retry: list[str] = []
+            for name, fut in futures.items():
+                try:
+                    fut.result(timeout)
+                except KafkaException as exc:
+                    err = exc.args[0]
+                    if err.name() == "TOPIC_ALREADY_EXISTS":
+                        continue
+                    if attempt < 3 and (err.retriable() or "TIMED_OUT" in err.name()):
+                        retry.append(name)
+                        continue
                     raise InfrastructureError("kafka", f"cannot create topic {name}: {exc}") from exc
+                except concurrent.futures.TimeoutError:
+                    if attempt == 3:
+                        raise InfrastructureError(
+                            "kafka", f"creating topic {name} got no answer in {timeout:.0f} s (3 attempts)"
+                        ) from None
+                    retry.append(name)
+            if not retry:
+                break
+            pending = retry
 
         def ready() -> bool:
             md = admin.list_topics(timeout=5)
