@@ -79,11 +79,14 @@ def hunt(strategy: st.SearchStrategy[SalesDataset], pipeline: MiniPipeline, *, m
 
     After ``max_runs`` pipeline runs, or with ``stop_at_rows`` once a
     counterexample of at most that many rows is found, every new candidate is
-    rejected unrun, so Hypothesis ends with the smallest failure so far.
+    rejected unrun, so Hypothesis ends with the smallest failure so far. With
+    ``stop_at_rows`` the shrink is for rows only: once something failed, only
+    candidates with fewer rows than the smallest failure are run.
     """
     cache: dict[tuple[tuple[str, bytes], ...], str | None] = {}
     failing: list[tuple[SalesDataset, str]] = []
     stamps: dict[str, float] = {}
+    fewest_rows = [1 << 30]  # rows of the smallest failing dataset so far
     started = time.perf_counter()
 
     @settings(max_examples=max_examples, database=None, derandomize=True, deadline=None,
@@ -94,10 +97,16 @@ def hunt(strategy: st.SearchStrategy[SalesDataset], pipeline: MiniPipeline, *, m
         if dataset.files not in cache:  # shrinking revisits datasets; the pipeline is deterministic
             if "small enough" in stamps or len(cache) >= max_runs:
                 reject()
+            if stop_at_rows is not None and failing and dataset.row_count >= fewest_rows[0]:
+                # Shrinking for rows only: a candidate that keeps as many rows as the
+                # smallest failure is not worth a pipeline run. Without this the
+                # shrinker spent its runs simplifying values and left 7-8 rows.
+                reject()
             cache[dataset.files] = differential(pipeline, dataset.files)
         problem = cache[dataset.files]
         if problem is not None:
             stamps.setdefault("caught", time.perf_counter())
+            fewest_rows[0] = min(fewest_rows[0], dataset.row_count)
             failing.append((dataset, problem))
             if stop_at_rows is not None and dataset.row_count <= stop_at_rows:
                 stamps.setdefault("small enough", time.perf_counter())
