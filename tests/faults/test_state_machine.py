@@ -204,12 +204,20 @@ class PipelineFaultMachine(RuleBasedStateMachine):
         assert out.ok, f"{when}: the stream did not catch up with every fault healed: {out.error}"
         batches = ", ".join(f"{b.file_index}:{b.status}" for b in self.h.batches)
         findings = self._findings(marts=False)  # kafka and staging first: dbt tests may choke on dups
-        assert findings.ok, f"{when} (batches {batches}):\n{findings.render()}"
+        self._report(findings, when, batches)
         if marts:
             with self.tally.timed("dbt"):
                 self.h.run_dbt()
             findings = self._findings(marts=True)
-            assert findings.ok, f"{when} (batches {batches}):\n{findings.render()}"
+            self._report(findings, when, batches)
+
+    @staticmethod
+    def _report(findings: Any, when: str, batches: str) -> None:
+        if not findings.ok:
+            # Printed now as well: if shrinking later hits an infrastructure error,
+            # Hypothesis reports that instead and this check's findings would be lost.
+            print(f"FINDING {when} (batches {batches}):\n{findings.render()}", flush=True)  # noqa: T201
+        assert findings.ok, f"{when} (batches {batches}):\n{findings.render()}"
 
     def _findings(self, *, marts: bool) -> Any:
         with self.tally.timed("check"):
