@@ -299,3 +299,34 @@ def test_a_stalled_postgres_read_fails_the_batch_and_its_replay_writes_it_once(
             assert conn.execute(sql.SQL("SELECT batch_id FROM {}.batch_ledger").format(s)).fetchall() == [(7,)]
     finally:
         staging.drop_schema(pg.dsn, schema)
+
+
+@pytest.mark.faults
+def test_a_killed_producer_sends_nothing_once_it_is_gone(infrastructure, fault_injector) -> None:
+    """The producer crash is a process death: its queue dies with it, nothing arrives after the heal.
+
+    A producer merely abandoned mid-file keeps its queue and delivers it as soon as the
+    network is back, after the harness has written the batch off as unknown; a check
+    running then sees a record in Kafka that the stream was never given a chance to stage.
+    """
+    from pipeline_props.faults.injector import PRODUCER_FAULT_CONFIG
+    from pipeline_props.faults.scenarios import PLAIN_HEADER
+    from pipeline_props.pipeline.ingest import count_topic_messages, ingest_files
+
+    inj = fault_injector
+    topic = f"pp_t{uuid.uuid4().hex[:12]}"
+    infrastructure.setup_kafka_topics(topic)
+    try:
+        cut = inj.inject_network_failure("kafka", "cut")
+        try:
+            stats = ingest_files([("a.csv", PLAIN_HEADER + b"x,y\n" * 3)], bootstrap_servers=inj.kafka_bootstrap,
+                                 topic=topic, run_id="r", producer_config=PRODUCER_FAULT_CONFIG,
+                                 retry_rounds=0, stop_after=2)
+        finally:
+            inj.recover_from_error(cut)
+        assert stats.records == 2
+        # a live producer reconnects within reconnect.backoff.max.ms (1 s) and delivers
+        time.sleep(5)
+        assert count_topic_messages(infrastructure.kafka_bootstrap, topic) == 0
+    finally:
+        infrastructure.delete_kafka_topics(topic)

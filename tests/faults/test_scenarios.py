@@ -49,6 +49,25 @@ def test_unknown_outcome_may_be_missing_but_not_doubled() -> None:
 
 
 @pytest.mark.unit
+def test_an_unknown_outcome_that_lands_after_the_catch_up_started_is_not_due_yet() -> None:
+    sends = {(0, 1): 1, (1, 1): 1}
+    # (1, 1) reached the topic after the catch-up read the end offsets (a request a
+    # paused broker still held): not staged yet, and not lost
+    late = classify(sends=sends, acked=[(0, 1)], topic=[(0, 1), (1, 1)], staging=[(0, 1)],
+                    due_in_staging=[(0, 1)])
+    assert late.ok, late.render()
+    # an acknowledged record is due whatever the offsets say
+    acked = classify(sends=sends, acked=[(0, 1), (1, 1)], topic=[(0, 1), (1, 1)], staging=[(0, 1)],
+                     due_in_staging=[(0, 1)])
+    assert acked.stages["staging"].lost == [(1, 1)]
+    # due and missing: lost; due and staged twice: duplicated
+    lost = classify(sends=sends, acked=[(0, 1)], topic=[(0, 1), (1, 1)], staging=[(0, 1), (0, 1)],
+                    due_in_staging=[(0, 1), (1, 1)])
+    assert lost.stages["staging"].lost == [(1, 1)]
+    assert lost.stages["staging"].duplicated == [((0, 1), 2)]
+
+
+@pytest.mark.unit
 def test_rerun_of_the_producer_may_double_the_topic_not_staging() -> None:
     sends = {(0, 1): 2}
     f = classify(sends=sends, acked=[(0, 1)], topic=[(0, 1), (0, 1)], staging=[(0, 1)])

@@ -19,6 +19,13 @@ records and the stage where it went wrong, see pipeline_props.faults.findings):
 
 A failure shrinks to the minimal schedule and Hypothesis prints it as a
 runnable program. Budgets per profile: see ``_BUDGET``.
+
+An infrastructure error of the harness itself (a service that does not come
+back from a restart, a read of the topic or of staging that gets no answer
+with every fault healed) is not a finding about the pipeline: that schedule is
+abandoned (rejected, so Hypothesis neither counts nor shrinks it), the
+services are restored, and the tally names it. Too many abandoned schedules
+fail the test: a proof over schedules that never ran is no proof.
 """
 
 from __future__ import annotations
@@ -28,10 +35,10 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar, Iterator, NoReturn
 
 import pytest
-from hypothesis import HealthCheck, Phase, settings
+from hypothesis import HealthCheck, Phase, event, reject, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -41,6 +48,7 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
+from pipeline_props.errors import InfrastructureError
 from pipeline_props.faults import FaultHarness
 from pipeline_props.faults.scenarios import PLAIN_HEADER
 from pipeline_props.pipeline.reference import ReferencePipeline
@@ -78,6 +86,8 @@ class Tally:
     #: lost / duplicated / phantom records summed over every check (staging, the outcome that matters)
     outcome: Counter[str] = field(default_factory=lambda: Counter(lost=0, duplicated=0, phantom=0))
     seconds: Counter[str] = field(default_factory=Counter)
+    #: schedules given up on an infrastructure error (not findings), one line each
+    abandoned: list[str] = field(default_factory=list)
 
     @contextmanager
     def timed(self, what: str) -> Iterator[None]:
@@ -89,7 +99,8 @@ class Tally:
 
     def render(self) -> str:
         by_phase = ", ".join(f"{k} {v:.0f} s" for k, v in self.seconds.most_common())
-        return (f"fault schedules: {self.schedules} schedules, {self.steps} steps, {self.checks} checks "
+        return (f"fault schedules: {self.schedules} schedules ({len(self.abandoned)} abandoned on an "
+                f"infrastructure error), {self.steps} steps, {self.checks} checks "
                 f"({self.records_checked} acknowledged records), lost {self.outcome['lost']}, duplicated "
                 f"{self.outcome['duplicated']}, phantom {self.outcome['phantom']}; faults {dict(self.faults)}; "
                 f"time: {by_phase}")
@@ -110,9 +121,32 @@ class PipelineFaultMachine(RuleBasedStateMachine):
         self.tally.schedules += 1
         pipeline = ReferencePipeline(self.infra, partitions=1, **self.pipeline_kwargs)
         self.h = FaultHarness(self.infra, self.injector, pipeline=pipeline)
-        self.h.prepare()
         self.active: list[tuple[str, str]] = []  # (kind, error id)
         self.dbt_runs = 0
+        self.abandoned = False
+        try:
+            self.h.prepare()
+        except InfrastructureError as exc:
+            self.h.cleanup()  # no teardown for a machine whose __init__ raised
+            self._abandon("prepare", exc)
+
+    @contextmanager
+    def _services(self, what: str) -> Iterator[None]:
+        """Run a step; an infrastructure error abandons the schedule (see the module docstring)."""
+        try:
+            yield
+        except InfrastructureError as exc:
+            self._abandon(what, exc)
+
+    def _abandon(self, what: str, exc: InfrastructureError) -> NoReturn:
+        self.abandoned = True
+        self.active.clear()
+        restored = self.injector.restore_services()
+        line = f"{what}: {exc.service}: {exc.problem[:200]}" + (f" ({'; '.join(restored)})" if restored else "")
+        self.tally.abandoned.append(line)
+        print(f"ABANDONED schedule {self.tally.schedules}: {line}", flush=True)  # noqa: T201
+        event(f"schedule abandoned on an infrastructure error: {exc.service}")
+        reject()
 
     # -- rules -----------------------------------------------------------------------
     def _first_batch(self, dataset: Any, kind: str) -> None:
@@ -134,7 +168,7 @@ class PipelineFaultMachine(RuleBasedStateMachine):
         if crash_after is not None:  # the producer killed mid-file: outcome unknown
             self.injector.armed.producer_crash_after = crash_after
         try:
-            with self.tally.timed("produce"):
+            with self.tally.timed("produce"), self._services("produce"):
                 self.h.produce(data)
         finally:
             self.injector.armed.producer_crash_after = None
@@ -147,7 +181,7 @@ class PipelineFaultMachine(RuleBasedStateMachine):
 
     def _stream(self) -> None:
         kafka_down = any(k in KAFKA_FAULTS for k, _ in self.active)
-        with self.tally.timed("stream"):
+        with self.tally.timed("stream"), self._services("run_stream"):
             # a query against an unreachable broker fails in ~10-20 s (KAFKA_SOURCE_FAULT_OPTIONS);
             # one still waiting after 30 s is stopped, which is a query restart as well
             self.h.run_stream(timeout_s=30 if kafka_down else None)
@@ -156,7 +190,7 @@ class PipelineFaultMachine(RuleBasedStateMachine):
         self.tally.steps += 1
         if any(k == kind for k, _ in self.active):
             return
-        with self.tally.timed("inject"):
+        with self.tally.timed("inject"), self._services(f"inject {kind}"):
             error_id = self.injector.inject(kind)
         self.tally.faults[kind] += 1
         self.active.append((kind, error_id))
@@ -184,7 +218,7 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     def recover(self, which: int) -> None:
         self.tally.steps += 1
         _, error_id = self.active.pop(which % len(self.active))
-        with self.tally.timed("recover"):
+        with self.tally.timed("recover"), self._services("recover"):
             self.injector.recover_from_error(error_id)
         if not self.active:
             self._check(marts=False, when="after recovery")
@@ -194,11 +228,15 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     def run_dbt(self) -> None:
         self.tally.steps += 1
         self.dbt_runs += 1
-        with self.tally.timed("dbt"):
+        with self.tally.timed("dbt"), self._services("run_dbt"):
             self.h.run_dbt()
 
     # -- checks ----------------------------------------------------------------------
     def _check(self, *, marts: bool, when: str) -> None:
+        with self._services(f"check {when}"):
+            self._check_once(marts=marts, when=when)
+
+    def _check_once(self, *, marts: bool, when: str) -> None:
         with self.tally.timed("catch_up"):
             out = self.h.catch_up()
         assert out.ok, f"{when}: the stream did not catch up with every fault healed: {out.error}"
@@ -229,10 +267,12 @@ class PipelineFaultMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
+            if self.abandoned:
+                return
             self.active.clear()
-            with self.tally.timed("recover"):
+            with self.tally.timed("recover"), self._services("recover_all"):
                 self.injector.recover_all()
-            with self.tally.timed("produce"):
+            with self.tally.timed("produce"), self._services("resend_unknown"):
                 self.h.resend_unknown()
             self._check(marts=True, when="at teardown")
         finally:
@@ -270,6 +310,10 @@ def _run(cls: type[PipelineFaultMachine], infra: Any, injector: Any, s: settings
         cls.tally.seconds["total"] = time.monotonic() - t0
         print(cls.tally.render())  # noqa: T201 - the figures of a measurement run (pytest -s / -rP)
         injector.recover_all()
+    tally = cls.tally
+    assert len(tally.abandoned) <= max(2, tally.schedules // 5), (
+        f"{len(tally.abandoned)} of {tally.schedules} fault schedules were abandoned on infrastructure "
+        "errors, too many for the run to prove anything:\n" + "\n".join(tally.abandoned))
 
 
 def test_pipeline_survives_fault_schedules(infrastructure, fault_injector) -> None:
@@ -345,3 +389,25 @@ def test_state_machine_catches_a_producer_without_idempotence(infrastructure, fa
     with pytest.raises(AssertionError) as info:
         _run(broken, infrastructure, fault_injector, _settings(4, 5, **_PROOF))
     assert "kafka" in str(info.value) and "duplicated" in str(info.value), str(info.value)
+
+
+class _BrokerGoneAtFirstCheck(PipelineFaultMachine):
+    """The first check's topic read gets no answer, as from a broker that did not come back."""
+
+    failed_once: ClassVar[list[bool]] = []
+
+    def _check_once(self, *, marts: bool, when: str) -> None:
+        if not self.failed_once:
+            self.failed_once.append(True)
+            raise InfrastructureError("kafka", "no answer to a metadata request (simulated)")
+        super()._check_once(marts=marts, when=when)
+
+
+def test_an_infrastructure_error_abandons_the_schedule_not_the_run(infrastructure, fault_injector) -> None:
+    """A harness-side service error rejects that schedule (no finding, no Flaky) and the run goes on."""
+    cls = type("Machine", (_BrokerGoneAtFirstCheck, machine(("postgres_cut",), schema="pp_fault_machine")), {})
+    cls.failed_once = []
+    _run(cls, infrastructure, fault_injector, _settings(1, 2, **_PROOF))
+    assert len(cls.tally.abandoned) == 1 and "simulated" in cls.tally.abandoned[0], cls.tally.abandoned
+    assert cls.tally.schedules >= 2 and cls.tally.checks >= 1  # a later schedule ran to its checks
+    assert not fault_injector.active

@@ -8,8 +8,8 @@ can find it. Stages, in pipeline order:
   it is not in the topic, *duplicated* when the topic holds more copies than the
   application sent (a producer retry that was not deduplicated), *phantom* when
   it is in the topic and was never sent.
-* ``staging``: stg_events + stg_rejects after the stream caught up. *Lost*: in
-  the topic (or acknowledged) but not staged; *duplicated*: staged more than
+* ``staging``: stg_events + stg_rejects after the stream caught up. *Lost*:
+  acknowledged, or in the topic when the catch-up started, but not staged; *duplicated*: staged more than
   once; *phantom*: staged and never sent.
 * ``marts``: the five tables differ from the oracle although staging is clean.
 """
@@ -119,6 +119,7 @@ def classify(
     event_ids: Mapping[Position, str | None] | None = None,
     marts_detail: str = "",
     max_copies: Mapping[Position, int] | None = None,
+    due_in_staging: Iterable[Position] | None = None,
 ) -> Findings:
     """Compare what was sent with what each stage holds.
 
@@ -128,7 +129,9 @@ def classify(
     outcome unknown) may be missing, but never more than once in staging.
     ``topic`` / ``staging``: every position found there, one entry per copy.
     ``max_copies`` overrides how many topic copies a position may have (default:
-    its send count).
+    its send count). ``due_in_staging``: the topic positions the stream was due
+    to stage (those in the topic when its last catch-up started; default: all of
+    ``topic``). A position staged but not due is fine: it arrived during the run.
     """
     acked_set = set(acked)
     f = Findings(event_ids=dict(event_ids or {}))
@@ -144,8 +147,9 @@ def classify(
     if staging is not None:
         sc = Counter(staging)
         must = set(acked_set)
-        if topic is not None:
-            must |= {p for p in Counter(topic) if p in sends}  # reached Kafka: must reach staging
+        reached = due_in_staging if due_in_staging is not None else topic
+        if reached is not None:
+            must |= {p for p in reached if p in sends}  # reached Kafka in time: must reach staging
         f.stages["staging"] = StageFindings(
             "staging",
             lost=sorted(p for p in must if sc[p] == 0),

@@ -304,6 +304,36 @@ class ErrorInjector:
         if first is not None:
             raise first
 
+    def restore_services(self, timeout: float = 15.0) -> list[str]:
+        """After an infrastructure error: heal everything, then restart a service of ours that does not answer.
+
+        Every active fault is undone and both proxies are healed; a broker or a
+        Postgres that is down or does not answer within ``timeout`` is stopped
+        (by its pid: it is ours) and started again on the same data dir. Returns
+        what was done, for the report; raises InfrastructureError when a
+        service does not come back.
+        """
+        done: list[str] = []
+        try:
+            self.recover_all()
+        except Exception as exc:  # noqa: BLE001 - the restarts below are the remedy
+            done.append(f"recover_all failed: {type(exc).__name__}: {str(exc)[:200]}")
+        for proxy in (self.kafka_proxy, self.postgres_proxy):
+            if proxy is not None:
+                proxy.heal()
+        self.armed = SparkFaults()
+        startup = self.infra.infra.startup_timeout_s
+        if not (self.kafka.running() and self.kafka.healthy(timeout=timeout)):
+            self.kafka.stop()
+            self.kafka.start(timeout=startup)
+            self.infra._save_state()  # noqa: SLF001 - new pid on record for `services down`
+            done.append("kafka broker restarted (it did not answer a metadata request)")
+        if not (self.postgres.running() and self.postgres.healthy()):
+            self.postgres.stop(mode="immediate")
+            self._restart_postgres()
+            done.append("postgres restarted (it did not answer SELECT 1)")
+        return done
+
     def _restart_kafka(self) -> None:
         self.kafka.start(timeout=self.infra.infra.startup_timeout_s)
         self.infra._save_state()  # noqa: SLF001 - new pid on record for `services down`

@@ -30,7 +30,7 @@ from typing import Any
 
 from pipeline_props import contract as C
 from pipeline_props.compare import compare, normalise_table
-from pipeline_props.errors import PipelinePropsError, PipelineStageError, UsageError
+from pipeline_props.errors import InfrastructureError, PipelinePropsError, PipelineStageError, UsageError
 from pipeline_props.faults.findings import Findings, Position, classify
 from pipeline_props.faults.injector import (
     PRODUCER_FAULT_CONFIG,
@@ -103,6 +103,8 @@ class FaultHarness:
         self.foreign: list[tuple[int, str]] = []
         self.tmpfs: Path | None = None
         self.log: list[str] = []
+        #: End offset per partition when the last catch-up started (see :meth:`catch_up`).
+        self.caught_up_to: dict[int, int] | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     @property
@@ -284,7 +286,13 @@ class FaultHarness:
         return StreamOutcome(True, time.monotonic() - t0)
 
     def catch_up(self, attempts: int = 3) -> StreamOutcome:
-        """Run the stream until one run succeeds (faults must be healed)."""
+        """Run the stream until one run succeeds (faults must be healed).
+
+        The topic's end offsets are read first: everything below them must be
+        staged once a run succeeds (:meth:`check`). A message that lands later
+        (a request a paused broker still held, say) is only due at the next catch-up.
+        """
+        self.caught_up_to = self.topic_end_offsets()
         out = StreamOutcome(False, 0.0, "not run")
         for _ in range(attempts):
             out = self.run_stream()
@@ -298,19 +306,42 @@ class FaultHarness:
         self.pipeline.model(self.ns)
 
     # -- observation -----------------------------------------------------------------
-    def topic_positions(self) -> tuple[list[Position], list[int]]:
-        """Positions of every message in the topic (one entry per copy), and offsets of foreign ones."""
-        from confluent_kafka import Consumer, TopicPartition
+    def _consumer(self) -> Any:
+        from confluent_kafka import Consumer
 
-        consumer = Consumer({"bootstrap.servers": self.infra.kafka_bootstrap,
-                             "group.id": f"pp-faults-{uuid.uuid4().hex[:6]}",
-                             "enable.auto.commit": False, "log_level": 3})
-        positions: list[Position] = []
-        foreign: list[int] = []
+        return Consumer({"bootstrap.servers": self.infra.kafka_bootstrap,
+                         "group.id": f"pp-faults-{uuid.uuid4().hex[:6]}",
+                         "enable.auto.commit": False, "log_level": 3})
+
+    def _watermarks(self, consumer: Any) -> dict[int, tuple[int, int]]:
+        from confluent_kafka import KafkaException, TopicPartition
+
         try:
             md = consumer.list_topics(self.ns, timeout=10)
-            for pid in md.topics[self.ns].partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(self.ns, pid), timeout=10)
+            return {pid: consumer.get_watermark_offsets(TopicPartition(self.ns, pid), timeout=10)
+                    for pid in md.topics[self.ns].partitions}
+        except (KafkaException, KeyError, TypeError) as exc:
+            # the harness' own read, with every fault healed: the broker is not answering
+            raise InfrastructureError("kafka", f"cannot read the offsets of topic {self.ns}: {exc}",
+                                      log_path=self.infra.kafka.log_path if self.infra.kafka else None
+                                      ) from None
+
+    def topic_end_offsets(self) -> dict[int, int]:
+        """The end (high watermark) offset of each partition of the topic now."""
+        consumer = self._consumer()
+        try:
+            return {pid: high for pid, (_, high) in self._watermarks(consumer).items()}
+        finally:
+            consumer.close()
+
+    def topic_messages(self) -> list[tuple[int, int, Position | None]]:
+        """Every message in the topic as (partition, offset, position); position None for a foreign one."""
+        from confluent_kafka import TopicPartition
+
+        consumer = self._consumer()
+        out: list[tuple[int, int, Position | None]] = []
+        try:
+            for pid, (low, high) in self._watermarks(consumer).items():
                 if high <= low:
                     continue
                 consumer.assign([TopicPartition(self.ns, pid, low)])
@@ -323,12 +354,22 @@ class FaultHarness:
                         seen = msg.offset() + 1
                         try:
                             body = json.loads(msg.value())
-                            positions.append((int(body["file_index"]), int(body["record"])))
+                            pos: Position | None = (int(body["file_index"]), int(body["record"]))
                         except (ValueError, TypeError, KeyError):
-                            foreign.append(msg.offset())
+                            pos = None
+                        out.append((pid, msg.offset(), pos))
+                if seen < high:
+                    raise InfrastructureError(
+                        "kafka", f"topic {self.ns} partition {pid}: read up to offset {seen} of {high} in 30 s")
         finally:
             consumer.close()
-        return positions, foreign
+        return out
+
+    def topic_positions(self) -> tuple[list[Position], list[int]]:
+        """Positions of every message in the topic (one entry per copy), and offsets of foreign ones."""
+        messages = self.topic_messages()
+        return ([pos for _, _, pos in messages if pos is not None],
+                [off for _, off, pos in messages if pos is None])
 
     def staging_positions(self) -> tuple[list[Position], int]:
         """Positions in stg_events and stg_rejects (one entry per row), and the count of foreign rejects."""
@@ -336,10 +377,14 @@ class FaultHarness:
         from psycopg import sql
 
         s = sql.Identifier(self.schema)
-        with psycopg.connect(self.infra.postgres_dsn) as conn:
-            rows = conn.execute(sql.SQL(
-                "SELECT file_index, record_number FROM {}.stg_events UNION ALL "
-                "SELECT file_index, record_number FROM {}.stg_rejects").format(s, s)).fetchall()
+        try:
+            with psycopg.connect(self.infra.postgres_dsn, connect_timeout=10) as conn:
+                rows = conn.execute(sql.SQL(
+                    "SELECT file_index, record_number FROM {}.stg_events UNION ALL "
+                    "SELECT file_index, record_number FROM {}.stg_rejects").format(s, s)).fetchall()
+        except psycopg.OperationalError as exc:  # the harness' own read, faults healed: not a finding
+            raise InfrastructureError("postgres", f"cannot read the staging tables of {self.schema}: "
+                                      f"{str(exc).strip()[:300]}") from None
         own = [(int(a), int(b)) for a, b in rows if a >= 0]
         return own, sum(1 for a, _ in rows if a < 0)
 
@@ -363,7 +408,12 @@ class FaultHarness:
 
     def check(self, *, marts: bool) -> Findings:
         """Findings at the topic, staging and (with ``marts``) mart stage."""
-        topic, foreign_topic = self.topic_positions()
+        messages = self.topic_messages()
+        topic = [pos for _, _, pos in messages if pos is not None]
+        foreign_topic = [off for _, off, pos in messages if pos is None]
+        marks = self.caught_up_to
+        due = None if marks is None else [
+            pos for pid, off, pos in messages if pos is not None and off < marks.get(pid, 0)]
         staged, foreign_staged = self.staging_positions()
         detail = ""
         if marts:
@@ -371,8 +421,10 @@ class FaultHarness:
             if not div.ok:
                 detail = "tables differ from the oracle:\n" + div.render(max_rows=8)
         f = classify(sends=self.sends, acked=self.acked, topic=topic, staging=staged,
-                     event_ids=self.event_ids, marts_detail=detail)
-        if foreign_staged != len(foreign_topic):
+                     event_ids=self.event_ids, marts_detail=detail, due_in_staging=due)
+        foreign_due = len(foreign_topic) if marks is None else sum(
+            1 for pid, off, pos in messages if pos is None and off < marks.get(pid, 0))
+        if not foreign_due <= foreign_staged <= len(foreign_topic):
             f.stages["staging"].detail += (f"{len(foreign_topic)} non-pipeline message(s) in the topic, "
                                            f"{foreign_staged} MALFORMED_ROW row(s) at the unknown position")
         return f

@@ -62,14 +62,34 @@ class _Producer:
     def __init__(self, config: dict[str, Any]) -> None:
         from confluent_kafka import Producer
 
-        self.fatal = False
+        fatal: list[bool] = []
+        self._fatal = fatal
+
+        # A closure, not a bound method: the client must not hold a reference
+        # back to this object, or a dropped producer lives (and keeps retrying)
+        # until the cycle collector runs.
+        def on_error(err: Any) -> None:
+            if err.fatal():
+                fatal.append(True)
+
         # librdkafka's log lines go through Python logging, served on poll(): an
         # idle producer whose broker went away does not write to stderr meanwhile.
-        self.producer = Producer({"logger": log, **config, "error_cb": self._on_error})
+        self.producer = Producer({"logger": log, **config, "error_cb": on_error})
 
-    def _on_error(self, err: Any) -> None:
-        if err.fatal():
-            self.fatal = True
+    @property
+    def fatal(self) -> bool:
+        return bool(self._fatal)
+
+    def crash(self, grace_s: float) -> None:
+        """What a killed producer process leaves behind: whatever went out within ``grace_s``.
+
+        The queue and the requests in flight are purged (their acknowledgements
+        are void, nothing is retried), so nothing this producer was handed
+        arrives later, except a request already on the wire.
+        """
+        self.producer.flush(grace_s)
+        self.producer.purge(in_queue=True, in_flight=True, blocking=True)
+        self.producer.poll(0)
 
 
 def _take_producer(config: dict[str, Any]) -> tuple[tuple[tuple[str, str], ...], _Producer]:
@@ -141,13 +161,17 @@ def ingest_files(
     retry_rounds: int = 3,
     on_progress: Callable[[int], None] | None = None,
     stop_after: int | None = None,
+    crash_grace_s: float = 0.2,
     arrival_order: Sequence[int] | None = None,
 ) -> IngestStats:
     """Send every record of ``files`` (dataset order, file_index = position) to ``topic``.
 
     ``messages_out`` receives each message as a JSON line (the run's
-    kafka_messages.jsonl). ``stop_after`` sends only that many records and
-    returns without flushing (the fault tests' "producer killed mid-file").
+    kafka_messages.jsonl). ``stop_after`` hands only that many records to the
+    client, gives it ``crash_grace_s`` to send them and then drops its queue
+    and the requests in flight, as a killed process would (the fault tests'
+    "producer killed mid-file": which of those records arrive is unknown, but
+    none arrives after the call returns unless it was already on the wire).
     ``arrival_order`` sends the messages in another order, each record keeping
     its file and record number: message ``i`` (dataset order) goes out ranked
     by ``(arrival_order[i % len(arrival_order)], i)`` (the order-independence
@@ -189,6 +213,14 @@ def ingest_files(
 
     sent = 0
     held_back: list[tuple[bytes | None, bytes]] = []
+
+    def emit(key: bytes | None, value: bytes) -> None:
+        nonlocal sent
+        send(key, value)
+        if messages_out is not None:
+            messages_out.write(value.decode("utf-8") + "\n")
+        sent += 1
+
     for file_index, (name, data) in enumerate(files):
         nulls = {c: 0 for c in COLUMNS}
         rows = malformed = 0
@@ -204,15 +236,13 @@ def ingest_files(
             if arrival_order:
                 held_back.append((key, value))
                 continue
-            send(key, value)
-            if messages_out is not None:
-                messages_out.write(value.decode("utf-8") + "\n")
-            sent += 1
+            emit(key, value)
             if sent % 10_000 == 0:
                 producer.poll(0)
                 if on_progress:
                     on_progress(sent)
             if stop_after is not None and sent >= stop_after:
+                held.crash(crash_grace_s)  # never given back: the "process" is gone
                 stats.records = sent
                 stats.seconds = time.perf_counter() - started
                 return stats
@@ -227,10 +257,7 @@ def ingest_files(
         order = tuple(arrival_order or ())
         ranks = sorted(range(len(held_back)), key=lambda i: (order[i % len(order)], i))
         for i in ranks:
-            send(*held_back[i])
-            if messages_out is not None:
-                messages_out.write(held_back[i][1].decode("utf-8") + "\n")
-            sent += 1
+            emit(*held_back[i])
     _flush(producer, topic)
     for attempt in range(retry_rounds):
         if not failed:
