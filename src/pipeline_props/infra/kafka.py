@@ -58,6 +58,19 @@ logger.controller.level = {level}
 
 
 @dataclass
+def new_cluster_id() -> str:
+    """A random KRaft cluster id, as Kafka's ``Uuid.randomUuid()`` makes it.
+
+    URL-safe base64 of 16 random bytes, redrawn while it starts with ``-``:
+    kafka-storage's argument parser takes such a value for an option
+    ("argument --cluster-id/-t: expected one argument"), one start in 64.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class KafkaBroker:
     """One broker process. ``data_dir`` holds its config and log dir and survives restarts."""
 
@@ -116,7 +129,7 @@ class KafkaBroker:
         (self.data_dir / "log4j2.properties").write_text(_LOG4J2.format(level=self.log_level))
         if (log_dir / "meta.properties").exists():
             return
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         proc = subprocess.run(
             self._base_cmd("kafka.tools.StorageTool") + [
                 "format", "-t", cluster_id, "-c", str(props), "--ignore-formatted"],
