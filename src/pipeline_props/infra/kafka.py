@@ -57,7 +57,6 @@ logger.controller.level = {level}
 """
 
 
-@dataclass
 def new_cluster_id() -> str:
     """A random KRaft cluster id, as Kafka's ``Uuid.randomUuid()`` makes it.
 
@@ -71,6 +70,7 @@ def new_cluster_id() -> str:
             return cluster_id
 
 
+@dataclass
 class KafkaBroker:
     """One broker process. ``data_dir`` holds its config and log dir and survives restarts."""
 
