@@ -387,8 +387,9 @@ def _bench_run(run: Mapping[str, Any]) -> str:
         return '<p class="muted">no benchmark ran</p>'
     machine = run.get("machine_info") or {}
     commit = run.get("commit_info") or {}
-    head = (f'<p>{len(marks)} benchmark(s) on {_e(machine.get("node", "?"))} '
-            f'({_e(machine.get("cpu", {}).get("brand_raw", "") if isinstance(machine.get("cpu"), dict) else "")}), '
+    cpu = machine.get("cpu")
+    cpu_name = cpu.get("brand_raw", "") if isinstance(cpu, dict) else ""
+    head = (f'<p>{len(marks)} benchmark(s) on {_e(machine.get("node", "?"))} ({_e(cpu_name)}), '
             f'commit <code>{_e(str(commit.get("id", ""))[:12])}</code>'
             f'{" (dirty)" if commit.get("dirty") else ""}</p>')
     rows = []
