@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import pytest
@@ -91,7 +92,7 @@ def test_classification_is_exact(sent: list, staged: list) -> None:
 def test_registry_has_the_seed_scenarios_with_every_field() -> None:
     for name in ("kafka_service_stop", "kafka_pause", "postgres_restart", "spark_driver_crash",
                  "spark_crash_after_write", "producer_crash", "network_latency", "network_partition",
-                 "packet_loss", "corrupt_messages", "disk_full", "memory_pressure"):
+                 "packet_loss", "corrupt_messages", "disk_full", "postgres_disk_full", "memory_pressure"):
         s = SCENARIOS[name]
         assert all([s.description, s.error_type, s.component, s.failure_point, s.expected_behavior,
                     s.recovery_mechanism]), name
@@ -149,3 +150,26 @@ def test_a_query_that_cannot_stop_fails_loudly_instead_of_hanging(infrastructure
         for q in infrastructure.spark.streams.active:
             q.stop()
         h.cleanup()
+
+
+@pytest.mark.faults
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting the tmpfs under the tablespace needs root")
+def test_postgres_disk_full_fails_the_write_loudly_and_loses_nothing(infrastructure, fault_injector) -> None:
+    """Staging tables on a full tmpfs tablespace: the sink's write fails, the replay after freeing it is exact."""
+    import psycopg
+
+    from pipeline_props.faults import run_scenario
+
+    r = run_scenario("postgres_disk_full", infrastructure, injector=fault_injector, rows=30)
+    # the fault did something: the stream failed on the full tablespace, and Postgres said so
+    assert "stream with the tablespace full: failed" in r.fault_observed, r.fault_observed
+    assert "could not extend file" in r.fault_observed, r.fault_observed
+    assert "No space left on device" in r.fault_observed, r.fault_observed
+    assert (r.recovered, r.records_lost, r.records_duplicated, r.records_phantom, r.tables_equal) == (
+        True, 0, 0, 0, True), f"{r.error}\n{r.notes}"
+    assert r.passed, r.error
+    # cleanup: no tablespace of ours and no tmpfs left behind
+    with psycopg.connect(infrastructure.postgres_dsn) as conn:
+        left = conn.execute("SELECT spcname FROM pg_tablespace WHERE spcname LIKE 'pp_ts_%'").fetchall()
+    assert left == []
+    assert "/tablespaces/pp_ts_" not in open("/proc/mounts").read()

@@ -23,7 +23,8 @@ Faults (``kind``):
 * ``producer_crash``: armed here; the harness' next produce stops after
   ``after`` records without flushing (the producer killed mid-file).
 * ``disk_full``: fills a tmpfs mounted (by the harness) under the checkpoint
-  dir; recovery removes the filler.
+  dir, or under a Postgres tablespace (:meth:`ErrorInjector.tmpfs_tablespace`,
+  which moves staging tables onto a tmpfs); recovery removes the filler.
 * ``cpu_hog``: a bounded busy process we start; recovery kills it by pid.
 """
 
@@ -35,6 +36,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -87,6 +89,16 @@ class SparkFaults:
 
 class InjectedCrash(RuntimeError):
     """Raised inside foreachBatch to simulate a driver-side crash."""
+
+
+@dataclass
+class TmpfsTablespace:
+    """A Postgres tablespace whose LOCATION is a small tmpfs we mounted (see :meth:`ErrorInjector.tmpfs_tablespace`)."""
+
+    name: str
+    directory: Path
+    #: The tablespace exists in the cluster (DROP TABLESPACE still to do).
+    created: bool = False
 
 
 class ErrorInjector:
@@ -245,7 +257,8 @@ class ErrorInjector:
         return self._register(kind, {"target": target, "mode": mode, **params}, undo)
 
     def inject_disk_full(self, directory: Path, *, keep_bytes: int = 0) -> str:
-        """Fill the filesystem of ``directory`` (must be a tmpfs the harness mounted) to the brim."""
+        """Fill the filesystem of ``directory`` (must be a tmpfs the harness mounted) to the brim,
+        or up to ``keep_bytes`` free."""
         if not _is_tmpfs(directory):
             raise UsageError(f"{directory} is not a tmpfs mount: refusing to fill a shared disk")
         filler = directory / f".pp-filler-{uuid.uuid4().hex[:6]}"
@@ -254,12 +267,84 @@ class ErrorInjector:
         try:
             with open(filler, "wb", buffering=0) as fh:
                 fh.write(b"\0" * size)
-                while True:  # top off whatever the estimate missed
+                while not keep_bytes:  # top off whatever the estimate missed
                     fh.write(b"\0" * 4096)
         except OSError:  # ENOSPC: full, as wanted
             pass
         return self._register("disk_full", {"directory": str(directory)},
                                lambda: filler.unlink(missing_ok=True))
+
+    def tmpfs_tablespace(self, schema: str, tables: Sequence[str], *, size: str = "8m") -> TmpfsTablespace:
+        """Move ``tables`` of ``schema`` and their indexes onto a new tablespace on a ``size`` tmpfs (root).
+
+        The tmpfs is mounted under the cluster's data dir and handed to the OS user
+        that runs the cluster; the tablespace name is unique per call. Only relation
+        files live there (WAL stays in the main data dir), so filling the tmpfs with
+        :meth:`inject_disk_full` makes the next write that extends one of these
+        tables fail (``could not extend file ...: No space left on device``). Undo
+        with :meth:`drop_tmpfs_tablespace`; a failure half-way undoes itself.
+        """
+        import psycopg
+        from psycopg import sql
+
+        name = f"pp_ts_{uuid.uuid4().hex[:10]}"
+        ts = TmpfsTablespace(name, self.postgres.data_dir / "tablespaces" / name)
+        space = sql.Identifier(name)
+        try:
+            mount_tmpfs(ts.directory, size)
+            self.postgres._chown(ts.directory)  # noqa: SLF001 - the cluster's OS user must own LOCATION
+            with psycopg.connect(self.postgres.dsn, autocommit=True, connect_timeout=10) as conn:
+                conn.execute(sql.SQL("CREATE TABLESPACE {} LOCATION {}").format(
+                    space, sql.Literal(str(ts.directory))))
+                ts.created = True
+                for table in tables:
+                    conn.execute(sql.SQL("ALTER TABLE {} SET TABLESPACE {}").format(
+                        sql.Identifier(schema, table), space))
+                    indexes = conn.execute(
+                        "SELECT i.relname FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid "
+                        "JOIN pg_class t ON t.oid = x.indrelid JOIN pg_namespace n ON n.oid = t.relnamespace "
+                        "WHERE n.nspname = %s AND t.relname = %s", (schema, table)).fetchall()
+                    for (index,) in indexes:
+                        conn.execute(sql.SQL("ALTER INDEX {} SET TABLESPACE {}").format(
+                            sql.Identifier(schema, index), space))
+        except psycopg.Error as exc:
+            self.drop_tmpfs_tablespace(ts, force=True)
+            raise InfrastructureError("postgres", f"cannot move {schema}.{{{','.join(tables)}}} onto a tmpfs "
+                                      f"tablespace: {str(exc).strip()[:300]}") from None
+        except BaseException:
+            self.drop_tmpfs_tablespace(ts, force=True)
+            raise
+        return ts
+
+    def drop_tmpfs_tablespace(self, ts: TmpfsTablespace, *, force: bool = False) -> list[str]:
+        """Best effort: move every relation in ``ts`` back to pg_default, DROP TABLESPACE, unmount.
+
+        The tmpfs is unmounted only once the tablespace is gone (or with ``force``:
+        a last attempt, after the schema was dropped), so tables are never left on
+        a vanished directory by a first try that failed. Returns what went wrong.
+        """
+        import psycopg
+        from psycopg import sql
+
+        problems: list[str] = []
+        space = sql.Identifier(ts.name)
+        if ts.created:
+            try:
+                with psycopg.connect(self.postgres.dsn, autocommit=True, connect_timeout=10) as conn:
+                    for kind in ("TABLE", "INDEX"):
+                        conn.execute(sql.SQL("ALTER {} ALL IN TABLESPACE {} SET TABLESPACE pg_default").format(
+                            sql.SQL(kind), space))
+                    conn.execute(sql.SQL("DROP TABLESPACE IF EXISTS {}").format(space))
+                ts.created = False
+            except psycopg.Error as exc:
+                problems.append(f"tablespace {ts.name}: {type(exc).__name__}: {str(exc).strip()[:200]}")
+        if not ts.created or force:
+            unmount_tmpfs(ts.directory)
+            try:
+                ts.directory.rmdir()
+            except OSError:
+                pass
+        return problems
 
     def inject_cpu_hog(self, seconds: float = 60.0, processes: int = 1) -> str:
         """Start ``processes`` busy loops (each ends by itself after ``seconds``)."""
@@ -393,4 +478,4 @@ FAULT_KINDS: dict[str, Callable[[ErrorInjector, dict[str, Any]], str]] = {
 }
 
 __all__ = ["FAULT_KINDS", "PRODUCER_FAULT_CONFIG", "ActiveFault", "ErrorInjector", "InjectedCrash",
-           "SparkFaults", "mount_tmpfs", "unmount_tmpfs"]
+           "SparkFaults", "TmpfsTablespace", "mount_tmpfs", "unmount_tmpfs"]

@@ -36,6 +36,7 @@ from pipeline_props.faults.injector import (
     PRODUCER_FAULT_CONFIG,
     ErrorInjector,
     InjectedCrash,
+    TmpfsTablespace,
     mount_tmpfs,
     unmount_tmpfs,
 )
@@ -59,6 +60,8 @@ SINK_WRITE_TIMEOUT_S = 60.0
 #: Bound on query.stop() (spark.sql.streaming.stopTimeout): longer than the sink's
 #: write bound, so a callback stuck on Postgres is unstuck by the sink first.
 QUERY_STOP_TIMEOUT_S = 90.0
+#: The staging tables of a harness schema (pipeline/staging.py STAGING_DDL).
+STAGING_TABLES = ("stg_events", "stg_rejects", "batch_ledger")
 
 
 @dataclass
@@ -102,6 +105,8 @@ class FaultHarness:
         #: (offset, text) of messages injected straight into the topic (data faults).
         self.foreign: list[tuple[int, str]] = []
         self.tmpfs: Path | None = None
+        #: The tmpfs tablespace the staging tables were moved onto (see :meth:`prepare`).
+        self.tablespace: TmpfsTablespace | None = None
         self.log: list[str] = []
         #: End offset per partition when the last catch-up started (see :meth:`catch_up`).
         self.caught_up_to: dict[int, int] | None = None
@@ -117,22 +122,36 @@ class FaultHarness:
         schema_for = getattr(self.pipeline, "schema_for", None)
         return schema_for(self.ns) if schema_for else self.ns
 
-    def prepare(self, *, checkpoint_tmpfs: str | None = None) -> None:
-        """Create topic and staging tables; optionally put the checkpoint on a small tmpfs."""
+    def prepare(self, *, checkpoint_tmpfs: str | None = None, staging_tablespace: str | None = None) -> None:
+        """Create topic and staging tables; optionally put the checkpoint on a small tmpfs
+        (``checkpoint_tmpfs``: its size) or the staging tables on a tablespace on one
+        (``staging_tablespace``: its size; see :meth:`ErrorInjector.tmpfs_tablespace`)."""
         self.pipeline.prepare(self.ns)
         if checkpoint_tmpfs:
             mount_tmpfs(self.checkpoint_dir, checkpoint_tmpfs)
             self.tmpfs = self.checkpoint_dir
+        if staging_tablespace:
+            self.tablespace = self.injector.tmpfs_tablespace(self.schema, STAGING_TABLES,
+                                                             size=staging_tablespace)
 
     def cleanup(self) -> None:
-        """Drop topic, schema and checkpoint (and the tmpfs), best effort."""
+        """Drop topic, schema and checkpoint (and the tmpfs, the tablespace), best effort."""
         if self.tmpfs is not None:
             unmount_tmpfs(self.tmpfs)
             self.tmpfs = None
+        problems: list[str] = []
+        if self.tablespace is not None:
+            # tables back to pg_default first: a pipeline's shared schema outlives this harness
+            problems += self.injector.drop_tmpfs_tablespace(self.tablespace)
         try:
             self.pipeline.cleanup(self.ns)
         except Exception as exc:  # noqa: BLE001 - cleanup must not hide the verdict
-            self.log.append(f"cleanup: {exc}")
+            problems.append(str(exc))
+        if self.tablespace is not None:
+            if self.tablespace.created:  # its tables could not be moved back: the schema is gone now
+                problems += self.injector.drop_tmpfs_tablespace(self.tablespace, force=True)
+            self.tablespace = None
+        self.log.extend(f"cleanup: {p}" for p in problems)
 
     # -- ingest ----------------------------------------------------------------------
     @property
@@ -720,6 +739,33 @@ def _disk_full(ctx: ScenarioContext) -> None:
     ctx.recover(eid)
 
 
+@_scenario("postgres_disk_full", "the staging tables sit on a Postgres tablespace on an 8 MB tmpfs, "
+           "which is filled up (WAL stays in the main data dir)",
+           "resource", "postgres staging", "staging table extension in the sink's write",
+           "the micro-batch fails loudly (could not extend file: No space left on device)",
+           "free the space; restart the query on its checkpoint: the batch is replayed")
+def _postgres_disk_full(ctx: ScenarioContext) -> None:
+    ts = ctx.harness.tablespace
+    if ts is None:
+        raise UsageError("postgres_disk_full needs prepare(staging_tablespace=...)")
+    _produce(ctx, 0)
+    _stream(ctx, "stream before the tablespace fills")
+    _produce(ctx, 1)
+    server_log = ctx.injector.postgres.data_dir / "server.log"  # the live log (PostgresServer.start)
+    log_start = _file_size(server_log)
+    eid = ctx.injector.inject_disk_full(ts.directory)
+    out = _stream(ctx, "stream with the tablespace full")
+    enospc = [ln.strip() for ln in _read_from(server_log, log_start).splitlines()
+              if "No space left on device" in ln]
+    ctx.notes.append(f"postgres log while full: {len(enospc)} 'No space left on device' line(s)"
+                     + (f", first: {enospc[0][:300]}" if enospc else ""))
+    if out.ok:
+        raise AssertionError(f"the stream succeeded with tablespace {ts.name} full: the fault did nothing")
+    if not enospc and "No space left on device" not in out.error:
+        raise AssertionError(f"the stream failed, but not on the full tablespace: {out.error[:300]}")
+    ctx.recover(eid)
+
+
 @_scenario("cpu_hog", "two busy processes compete for the 2 cores while the pipeline runs",
            "resource", "host cpu", "produce and stream", "slower, still correct", "kill the hogs")
 def _cpu_hog(ctx: ScenarioContext) -> None:
@@ -795,6 +841,13 @@ def _memory_pressure(ctx: ScenarioContext) -> None:
     ctx.recovery_started = time.monotonic()
 
 
+#: FaultHarness.prepare() arguments of the scenarios that need a resource set up first.
+_PREPARE: dict[str, dict[str, str]] = {
+    "disk_full": {"checkpoint_tmpfs": "4m"},
+    "postgres_disk_full": {"staging_tablespace": "8m"},
+}
+
+
 def run_scenario(name: str, infra: InfrastructureManager, *, injector: ErrorInjector | None = None,
                  rows: int = 60, seed: int = 1, pipeline: Any = None) -> ScenarioResult:
     """Run one registered scenario end to end; every fault is undone in ``finally``."""
@@ -810,7 +863,7 @@ def run_scenario(name: str, infra: InfrastructureManager, *, injector: ErrorInje
     recovered = False
     findings: Findings | None = None
     try:
-        h.prepare(checkpoint_tmpfs="4m" if name == "disk_full" else None)
+        h.prepare(**_PREPARE.get(name, {}))
         try:
             scenario.run(ctx)
         finally:
@@ -860,6 +913,23 @@ def write_report(results: list[ScenarioResult], folder: Path) -> Path:
     }
     path.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
     return path
+
+
+def _file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """The text of ``path`` from byte ``offset`` on ('' when it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def _remove_tree(path: Path) -> None:
