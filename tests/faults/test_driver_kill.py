@@ -7,12 +7,11 @@ from collections import Counter
 import pytest
 
 from pipeline_props.faults import FaultHarness
-from pipeline_props.faults.driver import run_separate_driver
+from pipeline_props.faults.driver import KILL_POINTS, run_separate_driver
 from pipeline_props.strategies import DataGenerationConfig, DataGenerator
 
-pytestmark = pytest.mark.faults
 
-
+@pytest.mark.faults
 @pytest.mark.parametrize("kill_at", [
     "after_write",
     pytest.param("before_write", marks=pytest.mark.slow),
@@ -32,11 +31,13 @@ def test_a_killed_driver_loses_nothing_and_the_replay_writes_once(infrastructure
                                                   error_rate=0.1)).generate_csv_data(25)
         batch = h.produce(data)
         assert batch.status == "acked", batch.error
-        run = run_separate_driver(bootstrap=fault_injector.kafka_bootstrap, topic=h.ns,
-                                  checkpoint=str(h.checkpoint_dir), dsn=fault_injector.postgres_dsn,
-                                  schema=h.schema, kill_at=kill_at, timeout_s=300)
-        assert run.killed_at == kill_at and run.returncode == -9, (run.returncode, run.lines[-5:])
-        assert run.line("PP-DONE") is None
+        eid = fault_injector.inject(f"spark_driver_kill_{kill_at}")
+        try:
+            killed = h.run_stream()
+        finally:
+            fault_injector.recover_from_error(eid)
+        assert not killed.ok and killed.error.startswith("driver process SIGKILLed"), killed
+        assert f"spark_driver_kill_{kill_at}" in fault_injector.armed.fired
         staged, _ = h.staging_positions()
         if kill_at == "after_write":  # the kill came after the COMMIT: the whole batch is there
             assert Counter(staged) == Counter(batch.positions)
@@ -49,3 +50,12 @@ def test_a_killed_driver_loses_nothing_and_the_replay_writes_once(infrastructure
         assert findings.ok, findings.render()
     finally:
         h.cleanup()
+
+
+@pytest.mark.unit
+def test_an_unknown_kill_point_is_refused() -> None:
+    from pipeline_props.errors import UsageError
+
+    with pytest.raises(UsageError, match="kill_at='mid_air'"):
+        run_separate_driver(bootstrap="x", topic="t", checkpoint="c", dsn="d", schema="s", kill_at="mid_air")
+    assert KILL_POINTS == ("before_write", "after_write")

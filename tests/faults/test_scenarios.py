@@ -91,6 +91,7 @@ def test_classification_is_exact(sent: list, staged: list) -> None:
 @pytest.mark.unit
 def test_registry_has_the_seed_scenarios_with_every_field() -> None:
     for name in ("kafka_service_stop", "kafka_pause", "postgres_restart", "spark_driver_crash",
+                 "spark_driver_kill", "spark_driver_kill_after_write",
                  "spark_crash_after_write", "producer_crash", "network_latency", "network_partition",
                  "packet_loss", "corrupt_messages", "disk_full", "postgres_disk_full", "memory_pressure"):
         s = SCENARIOS[name]

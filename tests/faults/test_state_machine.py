@@ -60,14 +60,16 @@ pytestmark = pytest.mark.faults
 
 #: (max_examples, steps per example, dbt runs allowed mid-run) per Hypothesis profile.
 _BUDGET = {"dev": (1, 5, 0), "ci": (1, 6, 0), "thorough": (50, 8, 1)}
-#: Faults the machine draws from. kafka_kill costs a 20-30 s broker restart here,
-#: so only the thorough profile draws it.
+#: Faults the machine draws from. kafka_kill costs a 20-30 s broker restart here and
+#: a driver kill a 15-30 s driver start in a new process, so only the thorough profile
+#: draws them.
 FAULT_MENU: tuple[str, ...] = (
     "postgres_stop", "postgres_cut", "kafka_cut", "kafka_pause", "postgres_latency",
     "spark_crash_before_write", "spark_crash_after_write", "kafka_ack_loss",
 )
-THOROUGH_EXTRA: tuple[str, ...] = ("kafka_kill", "kafka_packet_loss")
-SPARK_FAULTS = frozenset({"spark_crash_before_write", "spark_crash_after_write"})
+THOROUGH_EXTRA: tuple[str, ...] = ("kafka_kill", "kafka_packet_loss", "spark_driver_kill_after_write")
+SPARK_FAULTS = frozenset({"spark_crash_before_write", "spark_crash_after_write",
+                          "spark_driver_kill_before_write", "spark_driver_kill_after_write"})
 KAFKA_FAULTS = frozenset({"kafka_cut", "kafka_pause", "kafka_kill", "kafka_packet_loss"})
 
 BATCHES = sales_datasets(min_rows=1, max_rows=6, files=1, error_rate=0.15, duplicate_rate=0.15,

@@ -4,13 +4,17 @@ Public API:
 
 - :class:`ErrorInjector`: ``inject_service_failure(service, mode)``,
   ``inject_network_failure(target, mode)``, ``inject_disk_full``, ``inject_cpu_hog``,
-  ``inject(kind)`` -> error id; ``recover_from_error(error_id)``, ``recover_all()``;
+  ``inject(kind)`` -> error id; ``recover_from_error(error_id)``, ``recover_all()``,
+  ``restore_services()``; ``tmpfs_tablespace`` (staging tables on a small tmpfs);
+- :func:`run_separate_driver`: the transform in a driver process of its own, SIGKILLed
+  at a kill point of the micro-batch or squeezed for memory;
 - :class:`FaultProxy`: the loopback TCP fault proxy (delay, loss, cut, lost Kafka acks);
 - :class:`ErrorScenario`, :data:`SCENARIOS`, :func:`run_scenario`, :func:`write_report`;
 - :class:`FaultHarness`: one namespace of the pipeline driven batch by batch under faults;
 - :func:`classify`, :class:`Findings`: lost / duplicated / phantom records and their stage.
 """
 
+from pipeline_props.faults.driver import DriverRun, run_separate_driver
 from pipeline_props.faults.findings import Findings, StageFindings, classify
 from pipeline_props.faults.injector import FAULT_KINDS, ErrorInjector, InjectedCrash
 from pipeline_props.faults.proxy import FaultProxy
@@ -26,6 +30,7 @@ from pipeline_props.faults.scenarios import (
 __all__ = [
     "FAULT_KINDS",
     "SCENARIOS",
+    "DriverRun",
     "ErrorInjector",
     "ErrorScenario",
     "FaultHarness",
@@ -36,5 +41,6 @@ __all__ = [
     "StageFindings",
     "classify",
     "run_scenario",
+    "run_separate_driver",
     "write_report",
 ]

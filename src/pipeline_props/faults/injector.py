@@ -20,8 +20,13 @@ Faults (``kind``):
   driver-side crash in foreachBatch before the write, or after the warehouse
   COMMIT and before Spark's checkpoint commit); recovery disarms, and the
   harness restarts the query on the same checkpoint.
+* ``spark_driver_kill_before_write`` / ``spark_driver_kill_after_write``: armed
+  here; the harness' next stream run happens in a driver process of its own
+  (:mod:`pipeline_props.faults.driver`), SIGKILLed with its JVM at that point
+  of the micro-batch. Recovery disarms; the query reruns on the same checkpoint.
 * ``producer_crash``: armed here; the harness' next produce stops after
-  ``after`` records without flushing (the producer killed mid-file).
+  ``after`` records, and the producer's queue and in-flight requests are purged
+  (the producer process killed mid-file).
 * ``disk_full``: fills a tmpfs mounted (by the harness) under the checkpoint
   dir, or under a Postgres tablespace (:meth:`ErrorInjector.tmpfs_tablespace`,
   which moves staging tables onto a tmpfs); recovery removes the filler.
@@ -58,7 +63,8 @@ PRODUCER_FAULT_CONFIG: dict[str, Any] = {
 SERVICE_MODES: dict[str, tuple[str, ...]] = {
     "kafka": ("kill", "pause"),
     "postgres": ("stop",),
-    "spark": ("crash_before_write", "crash_after_write", "query_stop"),
+    "spark": ("crash_before_write", "crash_after_write", "query_stop",
+              "driver_kill_before_write", "driver_kill_after_write"),
     "producer": ("crash",),
 }
 NETWORK_MODES = ("latency", "packet_loss", "cut", "ack_loss")
@@ -83,6 +89,9 @@ class SparkFaults:
     crash_before_write: bool = False
     crash_after_write: bool = False
     query_stop: bool = False
+    #: "before_write" / "after_write": the next stream runs in a separate driver process,
+    #: SIGKILLed at that point of the batch (see faults/driver.py)
+    driver_kill: str | None = None
     producer_crash_after: int | None = None
     fired: list[str] = field(default_factory=list)
 
@@ -213,6 +222,13 @@ class ErrorInjector:
         if service == "postgres":
             self.postgres.stop(mode="immediate")
             return self._register("postgres_stop", params, self._restart_postgres)
+        if service == "spark" and mode.startswith("driver_kill_"):
+            self.armed.driver_kill = mode.removeprefix("driver_kill_")
+
+            def disarm_kill() -> None:
+                self.armed.driver_kill = None
+
+            return self._register(f"spark_{mode}", params, disarm_kill)
         if service == "spark":
             setattr(self.armed, mode, True)
 
@@ -466,6 +482,8 @@ FAULT_KINDS: dict[str, Callable[[ErrorInjector, dict[str, Any]], str]] = {
     "spark_crash_before_write": lambda i, p: i.inject_service_failure("spark", "crash_before_write", **p),
     "spark_crash_after_write": lambda i, p: i.inject_service_failure("spark", "crash_after_write", **p),
     "spark_query_stop": lambda i, p: i.inject_service_failure("spark", "query_stop", **p),
+    "spark_driver_kill_before_write": lambda i, p: i.inject_service_failure("spark", "driver_kill_before_write", **p),
+    "spark_driver_kill_after_write": lambda i, p: i.inject_service_failure("spark", "driver_kill_after_write", **p),
     "producer_crash": lambda i, p: i.inject_service_failure("producer", "crash", **p),
     "kafka_latency": lambda i, p: i.inject_network_failure("kafka", "latency", **p),
     "postgres_latency": lambda i, p: i.inject_network_failure("postgres", "latency", **p),

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -31,6 +29,7 @@ from typing import Any
 from pipeline_props import contract as C
 from pipeline_props.compare import compare, normalise_table
 from pipeline_props.errors import InfrastructureError, PipelinePropsError, PipelineStageError, UsageError
+from pipeline_props.faults.driver import run_separate_driver
 from pipeline_props.faults.findings import Findings, Position, classify
 from pipeline_props.faults.injector import (
     PRODUCER_FAULT_CONFIG,
@@ -268,6 +267,8 @@ class FaultHarness:
         """
         from pipeline_props.pipeline import transform
 
+        if self.injector.armed.driver_kill:
+            return self._run_killed_driver(self.injector.armed.driver_kill, timeout_s)
         t0 = time.monotonic()
         stop_requested = threading.Event()
         try:
@@ -303,6 +304,26 @@ class FaultHarness:
             _stop_query(query, self.stop_timeout_s)
             return StreamOutcome(False, time.monotonic() - t0, _short(exc))
         return StreamOutcome(True, time.monotonic() - t0)
+
+    def _run_killed_driver(self, kill_at: str, timeout_s: float | None) -> StreamOutcome:
+        """The stream run in a driver process of its own, SIGKILLed at ``kill_at`` (faults/driver.py).
+
+        It writes through the reference StagingSink (a ``sink_factory`` of the
+        pipeline is not used in that process).
+        """
+        run = run_separate_driver(bootstrap=self.injector.kafka_bootstrap, topic=self.ns,
+                                  checkpoint=str(self.checkpoint_dir), dsn=self.injector.postgres_dsn,
+                                  schema=self.schema, kill_at=kill_at,
+                                  timeout_s=timeout_s or self.stream_timeout_s)
+        if run.killed_at:
+            self.injector.armed.fired.append(f"spark_driver_kill_{kill_at}")
+            where = run.line("PP-AT ") or kill_at
+            return StreamOutcome(False, run.seconds, f"driver process SIGKILLed ({where[len('PP-AT '):]})")
+        if run.timed_out:
+            return StreamOutcome(False, run.seconds, f"separate driver killed after {run.seconds:.0f} s: {run.why}")
+        if run.returncode != 0:
+            return StreamOutcome(False, run.seconds, f"separate driver exited {run.returncode}: {run.why}")
+        return StreamOutcome(True, run.seconds)
 
     def catch_up(self, attempts: int = 3) -> StreamOutcome:
         """Run the stream until one run succeeds (faults must be healed).
@@ -775,44 +796,6 @@ def _cpu_hog(ctx: ScenarioContext) -> None:
     ctx.recover(eid)
 
 
-#: The low-memory driver of memory_pressure: a separate pyspark process (its own driver JVM)
-#: whose heap is filled with live ballast before the transform runs in what is left.
-_LOW_MEMORY_DRIVER = """
-import sys
-from pyspark.sql import SparkSession
-from pipeline_props.config import load_settings
-from pipeline_props.infra.spark import spark_conf
-from pipeline_props.pipeline import staging, transform
-
-bootstrap, topic, checkpoint, memory, dsn, schema, headroom_mb = sys.argv[1:8]
-conf = spark_conf(load_settings().infrastructure)
-conf["spark.driver.memory"] = memory
-# An OutOfMemoryError ends the driver JVM at once (a loud crash, not a half-dead driver).
-conf["spark.driver.extraJavaOptions"] += " -XX:+ExitOnOutOfMemoryError"
-builder = SparkSession.builder
-for k, v in conf.items():
-    builder = builder.config(k, v)
-spark = builder.getOrCreate()
-jvm = spark._jvm
-rt = jvm.java.lang.Runtime.getRuntime()
-
-
-def free_mb():
-    return (rt.maxMemory() - rt.totalMemory() + rt.freeMemory()) >> 20
-
-
-jvm.java.lang.System.gc()
-ballast = []  # live heap arrays the driver cannot reclaim: the pressure
-while free_mb() > int(headroom_mb) + 8:
-    ballast.append(jvm.java.nio.ByteBuffer.allocate(4 << 20))
-print(f"PP-BALLAST {len(ballast) * 4} MB held, {free_mb()} MB of {rt.maxMemory() >> 20} MB heap free",
-      file=sys.stderr, flush=True)
-sink = staging.StagingSink(dsn, schema)
-transform.run_available_now(spark, bootstrap_servers=bootstrap, topic=topic, checkpoint_dir=checkpoint,
-                            sink=sink)
-print(f"PP-DONE {sink.batches_written} batch(es) written", file=sys.stderr, flush=True)
-"""
-
 #: Driver heap and the free heap left to the transform under memory_pressure.
 LOW_MEMORY_DRIVER = "480m"
 LOW_MEMORY_HEADROOM_MB = 16
@@ -826,19 +809,42 @@ LOW_MEMORY_HEADROOM_MB = 16
 def _memory_pressure(ctx: ScenarioContext) -> None:
     _produce(ctx, 0)
     h = ctx.harness
-    t0 = time.monotonic()
-    proc = subprocess.run([sys.executable, "-c", _LOW_MEMORY_DRIVER, ctx.injector.kafka_bootstrap, h.ns,
-                           str(h.checkpoint_dir), LOW_MEMORY_DRIVER, ctx.injector.postgres_dsn, h.schema,
-                           str(LOW_MEMORY_HEADROOM_MB)],
-                          capture_output=True, text=True, timeout=600)
-    lines = [ln.strip() for ln in (proc.stdout + "\n" + proc.stderr).strip().splitlines()]
-    ballast = next((ln for ln in lines if ln.startswith("PP-BALLAST")), "PP-BALLAST: never reached")
-    why = next((ln for ln in lines if "OutOfMemoryError" in ln),
-               next((ln for ln in lines if "Error" in ln or "Exception" in ln), lines[-1] if lines else "?"))
-    ctx.expect_failure("transform in a low-memory driver", proc.returncode == 0, why)
-    ctx.notes.append(f"low-memory driver: {ballast[len('PP-BALLAST '):]}; exit {proc.returncode} after "
-                     f"{time.monotonic() - t0:.0f} s")
+    run = run_separate_driver(bootstrap=ctx.injector.kafka_bootstrap, topic=h.ns,
+                              checkpoint=str(h.checkpoint_dir), dsn=ctx.injector.postgres_dsn, schema=h.schema,
+                              memory=LOW_MEMORY_DRIVER, ballast_headroom_mb=LOW_MEMORY_HEADROOM_MB)
+    ballast = run.line("PP-BALLAST") or "PP-BALLAST: never reached"
+    ctx.expect_failure("transform in a low-memory driver", run.returncode == 0, run.why)
+    ctx.notes.append(f"low-memory driver: {ballast[len('PP-BALLAST '):]}; exit {run.returncode} after "
+                     f"{run.seconds:.0f} s")
     ctx.recovery_started = time.monotonic()
+
+
+@_scenario("spark_driver_kill", "the driver process (Python and its JVM) SIGKILLed mid-batch, before the write",
+           "service", "spark", "mid-batch, before the staging write",
+           "the driver is gone at once: no shutdown hook, no checkpoint commit",
+           "rerun the query on the same checkpoint: the batch is replayed")
+def _spark_driver_kill(ctx: ScenarioContext) -> None:
+    _kill_driver(ctx, "before_write")
+
+
+@_scenario("spark_driver_kill_after_write", "the driver process SIGKILLed after the warehouse COMMIT, "
+           "before Spark's checkpoint commit", "service", "spark",
+           "after the staging commit, before the checkpoint commit",
+           "the driver is gone; the batch is in the warehouse but not in the checkpoint",
+           "rerun the query on the same checkpoint: the replay is a no-op (ledger)")
+def _spark_driver_kill_after_write(ctx: ScenarioContext) -> None:
+    _kill_driver(ctx, "after_write")
+
+
+def _kill_driver(ctx: ScenarioContext, kill_at: str) -> None:
+    _produce(ctx, 0)
+    eid = ctx.injector.inject_service_failure("spark", f"driver_kill_{kill_at}")
+    out = _stream(ctx, f"stream in a driver killed {kill_at.replace('_', ' ')}")
+    staged, _ = ctx.harness.staging_positions()
+    ctx.notes.append(f"{len(staged)} record(s) staged when the driver died")
+    if not out.error.startswith("driver process SIGKILLed"):
+        raise AssertionError(f"the driver was not killed {kill_at}: the fault did nothing ({out.error})")
+    ctx.recover(eid)
 
 
 #: FaultHarness.prepare() arguments of the scenarios that need a resource set up first.
