@@ -23,9 +23,13 @@ runnable program. Budgets per profile: see ``_BUDGET``.
 An infrastructure error of the harness itself (a service that does not come
 back from a restart, a read of the topic or of staging that gets no answer
 with every fault healed) is not a finding about the pipeline: that schedule is
-abandoned (rejected, so Hypothesis neither counts nor shrinks it), the
-services are restored, and the tally names it. Too many abandoned schedules
-fail the test: a proof over schedules that never ran is no proof.
+abandoned, the services are restored, and the tally names it. An abandoned
+schedule keeps drawing its steps without running them (its bookkeeping goes
+on, so the rules Hypothesis can choose are the same as in a normal run) and is
+rejected at teardown: Hypothesis neither counts nor shrinks it, and its
+choice sequence stays consistent with every other run (stopping it at the
+error made Hypothesis report FlakyStrategyDefinition). Too many abandoned
+schedules fail the test: a proof over schedules that never ran is no proof.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import time
 from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterator, NoReturn
+from typing import Any, ClassVar, Iterator
 
 import pytest
 from hypothesis import HealthCheck, Phase, event, reject, settings
@@ -126,29 +130,28 @@ class PipelineFaultMachine(RuleBasedStateMachine):
         self.active: list[tuple[str, str]] = []  # (kind, error id)
         self.dbt_runs = 0
         self.abandoned = False
-        try:
+        with self._services("prepare"):
             self.h.prepare()
-        except InfrastructureError as exc:
-            self.h.cleanup()  # no teardown for a machine whose __init__ raised
-            self._abandon("prepare", exc)
 
     @contextmanager
     def _services(self, what: str) -> Iterator[None]:
-        """Run a step; an infrastructure error abandons the schedule (see the module docstring)."""
+        """Run a step's service work; an infrastructure error abandons the schedule (module docstring).
+
+        The error is swallowed here: the step returns and the schedule goes on
+        drawing its steps, without running them, until teardown rejects it.
+        """
         try:
             yield
         except InfrastructureError as exc:
             self._abandon(what, exc)
 
-    def _abandon(self, what: str, exc: InfrastructureError) -> NoReturn:
+    def _abandon(self, what: str, exc: InfrastructureError) -> None:
         self.abandoned = True
-        self.active.clear()
         restored = self.injector.restore_services()
         line = f"{what}: {exc.service}: {exc.problem[:200]}" + (f" ({'; '.join(restored)})" if restored else "")
         self.tally.abandoned.append(line)
         print(f"ABANDONED schedule {self.tally.schedules}: {line}", flush=True)  # noqa: T201
         event(f"schedule abandoned on an infrastructure error: {exc.service}")
-        reject()
 
     # -- rules -----------------------------------------------------------------------
     def _first_batch(self, dataset: Any, kind: str) -> None:
@@ -167,6 +170,8 @@ class PipelineFaultMachine(RuleBasedStateMachine):
         data = dataset.files[0][1]
         if data.count(b"\n") < 1:
             data = PLAIN_HEADER
+        if self.abandoned:
+            return
         if crash_after is not None:  # the producer killed mid-file: outcome unknown
             self.injector.armed.producer_crash_after = crash_after
         try:
@@ -182,6 +187,8 @@ class PipelineFaultMachine(RuleBasedStateMachine):
         self._stream()
 
     def _stream(self) -> None:
+        if self.abandoned:
+            return
         kafka_down = any(k in KAFKA_FAULTS for k, _ in self.active)
         with self.tally.timed("stream"), self._services("run_stream"):
             # a query against an unreachable broker fails in ~10-20 s (KAFKA_SOURCE_FAULT_OPTIONS);
@@ -192,10 +199,12 @@ class PipelineFaultMachine(RuleBasedStateMachine):
         self.tally.steps += 1
         if any(k == kind for k, _ in self.active):
             return
-        with self.tally.timed("inject"), self._services(f"inject {kind}"):
-            error_id = self.injector.inject(kind)
-        self.tally.faults[kind] += 1
-        self.active.append((kind, error_id))
+        error_id = ""
+        if not self.abandoned:
+            with self.tally.timed("inject"), self._services(f"inject {kind}"):
+                error_id = self.injector.inject(kind)
+                self.tally.faults[kind] += 1
+        self.active.append((kind, error_id))  # also when abandoned: the same rules stay drawable
         if kind in SPARK_FAULTS and run_now:
             # A driver crash exists only inside a running micro-batch: run the query now.
             self._stream()
@@ -220,6 +229,8 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     def recover(self, which: int) -> None:
         self.tally.steps += 1
         _, error_id = self.active.pop(which % len(self.active))
+        if self.abandoned:
+            return
         with self.tally.timed("recover"), self._services("recover"):
             self.injector.recover_from_error(error_id)
         if not self.active:
@@ -230,11 +241,15 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     def run_dbt(self) -> None:
         self.tally.steps += 1
         self.dbt_runs += 1
+        if self.abandoned:
+            return
         with self.tally.timed("dbt"), self._services("run_dbt"):
             self.h.run_dbt()
 
     # -- checks ----------------------------------------------------------------------
     def _check(self, *, marts: bool, when: str) -> None:
+        if self.abandoned:
+            return
         with self._services(f"check {when}"):
             self._check_once(marts=marts, when=when)
 
@@ -269,14 +284,16 @@ class PipelineFaultMachine(RuleBasedStateMachine):
 
     def teardown(self) -> None:
         try:
-            if self.abandoned:
-                return
             self.active.clear()
-            with self.tally.timed("recover"), self._services("recover_all"):
-                self.injector.recover_all()
-            with self.tally.timed("produce"), self._services("resend_unknown"):
-                self.h.resend_unknown()
+            if not self.abandoned:
+                with self.tally.timed("recover"), self._services("recover_all"):
+                    self.injector.recover_all()
+            if not self.abandoned:
+                with self.tally.timed("produce"), self._services("resend_unknown"):
+                    self.h.resend_unknown()
             self._check(marts=True, when="at teardown")
+            if self.abandoned:
+                reject()  # only now, with every step drawn (see the module docstring)
         finally:
             try:
                 self.injector.recover_all()

@@ -353,18 +353,25 @@ class FaultHarness:
                          "group.id": f"pp-faults-{uuid.uuid4().hex[:6]}",
                          "enable.auto.commit": False, "log_level": 3})
 
-    def _watermarks(self, consumer: Any) -> dict[int, tuple[int, int]]:
+    def _watermarks(self, consumer: Any, within_s: float = 45.0) -> dict[int, tuple[int, int]]:
         from confluent_kafka import KafkaException, TopicPartition
 
-        try:
-            md = consumer.list_topics(self.ns, timeout=10)
-            return {pid: consumer.get_watermark_offsets(TopicPartition(self.ns, pid), timeout=10)
-                    for pid in md.topics[self.ns].partitions}
-        except (KafkaException, KeyError, TypeError) as exc:
-            # the harness' own read, with every fault healed: the broker is not answering
-            raise InfrastructureError("kafka", f"cannot read the offsets of topic {self.ns}: {exc}",
-                                      log_path=self.infra.kafka.log_path if self.infra.kafka else None
-                                      ) from None
+        # A broker just restarted or resumed may not know its partitions for a few
+        # seconds (UNKNOWN_PARTITION, leader not available, timeouts): ask again.
+        deadline = time.monotonic() + within_s
+        while True:
+            try:
+                md = consumer.list_topics(self.ns, timeout=10)
+                return {pid: consumer.get_watermark_offsets(TopicPartition(self.ns, pid), timeout=10)
+                        for pid in md.topics[self.ns].partitions}
+            except (KafkaException, KeyError, TypeError) as exc:
+                if time.monotonic() < deadline:
+                    time.sleep(1.0)
+                    continue
+                # the harness' own read, with every fault healed: the broker is not answering
+                raise InfrastructureError(
+                    "kafka", f"cannot read the offsets of topic {self.ns} in {within_s:.0f} s: {exc}",
+                    log_path=self.infra.kafka.log_path if self.infra.kafka else None) from None
 
     def topic_end_offsets(self) -> dict[int, int]:
         """The end (high watermark) offset of each partition of the topic now."""
