@@ -292,13 +292,21 @@ class PipelineFaultMachine(RuleBasedStateMachine):
                 with self.tally.timed("produce"), self._services("resend_unknown"):
                     self.h.resend_unknown()
             self._check(marts=True, when="at teardown")
-            if self.abandoned:
+            if self.abandoned and not _concluded():
                 reject()  # only now, with every step drawn (see the module docstring)
         finally:
             try:
                 self.injector.recover_all()
             finally:
                 self.h.cleanup()
+
+
+def _concluded() -> bool:
+    """Whether Hypothesis already ended this test case (an overrun: teardown then runs in a finally)."""
+    from hypothesis.control import current_build_context
+
+    # ConjectureData.frozen is internal API: rejecting a frozen test case raises Frozen instead.
+    return bool(current_build_context().data.frozen)
 
 
 def machine(menu: tuple[str, ...], *, dbt_budget: int = 0, **pipeline_kwargs: Any

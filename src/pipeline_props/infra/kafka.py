@@ -189,6 +189,7 @@ class KafkaBroker:
         if self.pid is not None:
             self.resume()
             _process.terminate(self.pid, self.create_time, timeout=timeout)
+            self._wait_ports_released()
         self.pid = None
         self.create_time = None
 
@@ -196,8 +197,15 @@ class KafkaBroker:
         """SIGKILL the broker (a crash); its log dir stays for a restart."""
         if self.pid is not None:
             _process.terminate(self.pid, self.create_time, timeout=0.0, sig=signal.SIGKILL)
+            self._wait_ports_released()
         self.pid = None
         self.create_time = None
+
+    def _wait_ports_released(self, timeout: float = 15.0) -> None:
+        # The JVM's main thread can be a zombie while its other threads still exit and
+        # hold the sockets: a restart right away found the port "in use by another process".
+        ports = (self.port, self.controller_port, *(self.proxied_listener[:1] if self.proxied_listener else ()))
+        _process.wait_until(lambda: not any(_process.port_open(p) for p in ports), timeout)
 
     def pause(self) -> None:
         """SIGSTOP: the broker hangs without closing its sockets."""
