@@ -330,3 +330,59 @@ def test_a_killed_producer_sends_nothing_once_it_is_gone(infrastructure, fault_i
         assert count_topic_messages(infrastructure.kafka_bootstrap, topic) == 0
     finally:
         infrastructure.delete_kafka_topics(topic)
+
+
+@pytest.mark.faults
+def test_a_batch_the_sink_committed_survives_a_postgres_crash_right_after(infrastructure) -> None:
+    """The sink's COMMIT is durable even on a server that commits asynchronously by default.
+
+    Spark commits its checkpoint right after the sink returns, so a batch whose COMMIT a
+    Postgres crash then takes back is lost for good. With ``synchronous_commit=off`` (a
+    common speed setting, and what the throwaway cluster used to run with) a COMMIT
+    returns before its WAL is written; the WAL writer here is made lazy (10 s) so the
+    window is wide open. ``pipeline-props errors --scenario postgres_restart`` lost its
+    staging tables that way.
+    """
+    import psycopg
+    import pyarrow as pa
+    from psycopg import sql
+
+    from pipeline_props.pipeline import staging
+
+    pg = infrastructure.postgres
+    schema = f"pp_t{uuid.uuid4().hex[:12]}"
+    staging.create_staging(pg.dsn, schema)
+    valid = pa.table({c: pa.array([], pa.string()) for c in staging.EVENT_COLUMNS})
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET wal_writer_delay = '10s'")
+        conn.execute("SELECT pg_reload_conf()")
+    try:
+        time.sleep(1)  # the WAL writer takes the new delay at its next wake-up
+        dsn = f"{pg.dsn} options='-c synchronous_commit=off'"  # the server's default, as it were
+        sink = staging.StagingSink(dsn, schema, write_timeout_s=30)
+        for b in range(5):
+            rejects = pa.table({"file_index": pa.array([b], pa.int32()), "source_file": ["a.csv"],
+                                "record_number": pa.array([1], pa.int64()), "event_id": [f"e{b}"],
+                                "reason": ["MISSING_FIELD"], "raw_record": ["x"]})
+            assert sink._write(b, valid, rejects)  # noqa: SLF001 - returned: Spark would commit now
+        pg.stop(mode="immediate")
+        assert _process_gone(pg)
+        pg.start()
+        with psycopg.connect(pg.dsn) as conn:
+            s = sql.Identifier(schema)
+            ledger = conn.execute(sql.SQL("SELECT batch_id FROM {}.batch_ledger ORDER BY 1").format(s)).fetchall()
+            staged = conn.execute(sql.SQL("SELECT count(*) FROM {}.stg_rejects").format(s)).fetchone()
+        assert [b for (b,) in ledger] == [0, 1, 2, 3, 4] and staged == (5,), (ledger, staged)
+    finally:
+        if not pg.running():
+            pg.start()
+        with psycopg.connect(pg.dsn, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM RESET wal_writer_delay")
+            conn.execute("SELECT pg_reload_conf()")
+        staging.drop_schema(pg.dsn, schema)
+
+
+def _process_gone(pg) -> bool:
+    from pipeline_props.infra import _process
+
+    return _process.wait_until(lambda: not pg.running(), 30)

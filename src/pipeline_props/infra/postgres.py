@@ -107,7 +107,10 @@ class PostgresServer:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.data_dir / "server.log"  # written by the postgres user; copied on errors
         opts = (f"-p {self.port} -k {self.data_dir} -c listen_addresses=127.0.0.1 "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
+                # fsync off: only an OS crash could lose data, and this cluster is thrown away.
+                # synchronous_commit stays on: the fault tests crash Postgres (immediate stop),
+                # and an asynchronous COMMIT is one such a crash can take back.
+                "-c fsync=off -c synchronous_commit=on -c full_page_writes=off "
                 "-c max_connections=100 -c shared_buffers=256MB -c max_wal_size=2GB "
                 "-c work_mem=32MB -c maintenance_work_mem=256MB")
         proc = subprocess.run(

@@ -116,10 +116,14 @@ def _connect(dsn: str, *, write_timeout_s: float | None = None) -> psycopg.Conne
         # The sink's connections: the server also ends a statement or an open
         # transaction that outlives the write's bound (a client that vanished
         # mid-transaction must not hold the batch_ledger row lock forever).
+        # synchronous_commit=on whatever the server's default: Spark commits its
+        # checkpoint as soon as the sink returns, so a COMMIT that a Postgres crash
+        # can still take back (asynchronous commit) would lose the batch for good.
         ms = int(write_timeout_s * 1000)
         given = conninfo_to_dict(dsn)
         options = " ".join(filter(None, [str(given.get("options") or ""), f"-c statement_timeout={ms}",
-                                         f"-c idle_in_transaction_session_timeout={ms}"]))
+                                         f"-c idle_in_transaction_session_timeout={ms}",
+                                         "-c synchronous_commit=on"]))
         dsn = make_conninfo(dsn, **{**_SINK_LIBPQ, **given, "options": options})
     try:
         return psycopg.connect(dsn, autocommit=False)
