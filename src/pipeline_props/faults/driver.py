@@ -94,7 +94,8 @@ class DriverRun:
 
     returncode: int | None
     seconds: float
-    #: the kill point reached (and signalled), or None when the driver ended by itself
+    #: where the driver was signalled (the sink's marker, e.g. "after_write batch 0"),
+    #: or None when it ended by itself
     killed_at: str | None = None
     #: it neither ended nor reached its kill point in time, and was killed
     timed_out: bool = False
@@ -166,7 +167,7 @@ def run_separate_driver(
             run.lines.append(ln)
             if kill_at and ln.startswith(_MARK + kill_at):
                 _kill_group(proc)
-                run.killed_at = kill_at
+                run.killed_at = ln.removeprefix(_MARK)
     finally:
         if proc.poll() is None:
             _kill_group(proc)

@@ -317,8 +317,7 @@ class FaultHarness:
                                   timeout_s=timeout_s or self.stream_timeout_s)
         if run.killed_at:
             self.injector.armed.fired.append(f"spark_driver_kill_{kill_at}")
-            where = run.line("PP-AT ") or kill_at
-            return StreamOutcome(False, run.seconds, f"driver process SIGKILLed ({where[len('PP-AT '):]})")
+            return StreamOutcome(False, run.seconds, f"driver process SIGKILLed ({run.killed_at})")
         if run.timed_out:
             return StreamOutcome(False, run.seconds, f"separate driver killed after {run.seconds:.0f} s: {run.why}")
         if run.returncode != 0:
@@ -412,12 +411,6 @@ class FaultHarness:
             consumer.close()
         return out
 
-    def topic_positions(self) -> tuple[list[Position], list[int]]:
-        """Positions of every message in the topic (one entry per copy), and offsets of foreign ones."""
-        messages = self.topic_messages()
-        return ([pos for _, _, pos in messages if pos is not None],
-                [off for _, off, pos in messages if pos is None])
-
     def staging_positions(self) -> tuple[list[Position], int]:
         """Positions in stg_events and stg_rejects (one entry per row), and the count of foreign rejects."""
         import psycopg
@@ -457,10 +450,12 @@ class FaultHarness:
         """Findings at the topic, staging and (with ``marts``) mart stage."""
         messages = self.topic_messages()
         topic = [pos for _, _, pos in messages if pos is not None]
-        foreign_topic = [off for _, off, pos in messages if pos is None]
+        foreign_topic = len(messages) - len(topic)
         marks = self.caught_up_to
-        due = None if marks is None else [
-            pos for pid, off, pos in messages if pos is not None and off < marks.get(pid, 0)]
+        # what the last catch-up was due to stage: the messages below its end offsets
+        reached = messages if marks is None else [m for m in messages if m[1] < marks.get(m[0], 0)]
+        due = [pos for _, _, pos in reached if pos is not None]
+        foreign_due = len(reached) - len(due)
         staged, foreign_staged = self.staging_positions()
         detail = ""
         if marts:
@@ -469,10 +464,8 @@ class FaultHarness:
                 detail = "tables differ from the oracle:\n" + div.render(max_rows=8)
         f = classify(sends=self.sends, acked=self.acked, topic=topic, staging=staged,
                      event_ids=self.event_ids, marts_detail=detail, due_in_staging=due)
-        foreign_due = len(foreign_topic) if marks is None else sum(
-            1 for pid, off, pos in messages if pos is None and off < marks.get(pid, 0))
-        if not foreign_due <= foreign_staged <= len(foreign_topic):
-            f.stages["staging"].detail += (f"{len(foreign_topic)} non-pipeline message(s) in the topic, "
+        if not foreign_due <= foreign_staged <= foreign_topic:
+            f.stages["staging"].detail += (f"{foreign_topic} non-pipeline message(s) in the topic, "
                                            f"{foreign_staged} MALFORMED_ROW row(s) at the unknown position")
         return f
 
