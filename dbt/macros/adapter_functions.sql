@@ -37,6 +37,27 @@
 {%- endmacro %}
 
 {% macro snowflake__int_div(numerator, denominator) -%}
-    {#- exact: the remainder is taken off before dividing. -#}
-    cast((({{ numerator }}) - mod({{ numerator }}, {{ denominator }})) / ({{ denominator }}) as bigint)
+    {#- The remainder is taken off before dividing, so the quotient is a whole
+        number: exact NUMBER division on Snowflake. The emulator divides in
+        DOUBLE (docs/snowflake.md, "division"): round() brings that back to the
+        exact whole number for quotients below 2^51. -#}
+    cast(round((({{ numerator }}) - mod({{ numerator }}, {{ denominator }})) / ({{ denominator }}), 0) as bigint)
+{%- endmacro %}
+
+{#-
+  sum() of an exact number. The emulator wraps an aggregate's argument in
+  TRY_CAST(... AS DOUBLE) unless it is a cast already (docs/snowflake.md,
+  "SUM"), so on Snowflake the argument is cast to its exact type first;
+  Postgres and DuckDB get plain sum(), their SQL unchanged.
+-#}
+{% macro exact_sum(expression, type='numeric(38, 0)') -%}
+    {{ return(adapter.dispatch('exact_sum', 'pipeline_props')(expression, type)) }}
+{%- endmacro %}
+
+{% macro default__exact_sum(expression, type) -%}
+    sum({{ expression }})
+{%- endmacro %}
+
+{% macro snowflake__exact_sum(expression, type) -%}
+    sum(cast({{ expression }} as {{ type }}))
 {%- endmacro %}

@@ -41,7 +41,7 @@
 
 {#- A sum of whole cents as money numeric(38,2), 0 when there is nothing to add. -#}
 {% macro cents_sum(expression) -%}
-    cast(cast(coalesce(sum({{ expression }}), 0) as numeric(38, 0)) * 0.01 as numeric(38, 2))
+    cast(cast(coalesce({{ pipeline_props.exact_sum(expression) }}, 0) as numeric(38, 0)) * 0.01 as numeric(38, 2))
 {%- endmacro %}
 
 {#-

@@ -7,14 +7,14 @@ with audit as (
 
 totals as (
     select
-        (select coalesce(sum(line_count), 0) from {{ ref('daily_sales') }}) as lines,
+        (select coalesce({{ pipeline_props.exact_sum("line_count") }}, 0) from {{ ref('daily_sales') }}) as lines,
         (select count(*) from {{ ref('rejected_rows') }}) as rejected,
-        (select coalesce(sum(net_revenue_usd), 0) from {{ ref('daily_sales') }}) as daily_net,
-        (select coalesce(sum(net_revenue_usd), 0) from {{ ref('customer_summary') }}) as customer_net,
-        (select coalesce(sum(net_revenue_usd), 0) from {{ ref('product_performance') }}) as product_net
+        (select coalesce({{ pipeline_props.exact_sum("net_revenue_usd", 'numeric(38, 2)') }}, 0) from {{ ref('daily_sales') }}) as daily_net,
+        (select coalesce({{ pipeline_props.exact_sum("net_revenue_usd", 'numeric(38, 2)') }}, 0) from {{ ref('customer_summary') }}) as customer_net,
+        (select coalesce({{ pipeline_props.exact_sum("net_revenue_usd", 'numeric(38, 2)') }}, 0) from {{ ref('product_performance') }}) as product_net
 )
 
-select 'sum(line_count) <> rows_accepted' as problem
+select '{{ pipeline_props.exact_sum("line_count") }} <> rows_accepted' as problem
 from totals cross join audit
 where totals.lines <> audit.rows_accepted
 

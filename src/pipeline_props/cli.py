@@ -40,7 +40,7 @@ def _settings(config: Path | None, log_level: str | None = None,
     settings = load_settings(config, overrides=merged)
     logging.basicConfig(level=settings.run.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("py4j", "urllib3"):
+    for noisy in ("py4j", "urllib3", "snowflake.connector"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     return settings
 
@@ -50,26 +50,31 @@ def setup(
     config: ConfigOpt = None,
     quiet: Annotated[bool, typer.Option("--quiet", help="Print nothing when all is there.")] = False,
 ) -> None:
-    """Fill the jar cache (Kafka broker, Spark connector, JDBC driver) and check the tools."""
+    """Fill the jar cache (Kafka broker, Spark connector, JDBC driver), the emulator venv; check the tools."""
+    from pipeline_props.infra.fakesnow import ensure_venv
     from pipeline_props.infra.jars import ensure_jars
     from pipeline_props.infra.postgres import find_bindir
 
     settings = _settings(config)
     paths = ensure_jars(settings.infrastructure.home)
     bindir = find_bindir()
+    emulator = ensure_venv(settings.infrastructure.home)
     if not quiet:
         for kind, path in paths.items():
             console.print(f"{kind} jars: {path}")
         console.print(f"postgres binaries: {bindir}")
+        console.print(f"snowflake emulator (fakesnow) venv: {emulator}")
 
 
 @services_app.command("up")
 def services_up(config: ConfigOpt = None, log_level: LogLevelOpt = None,
-                spark: Annotated[bool, typer.Option(help="Also start and probe Spark.")] = True) -> None:
+                spark: Annotated[bool, typer.Option(help="Also start and probe Spark.")] = True,
+                warehouse: Annotated[Optional[str], typer.Option(
+                    "--warehouse", help="snowflake: also start the Snowflake emulator.")] = None) -> None:
     """Start Kafka and Postgres (a no-op when they already run), probe them, show their status."""
     from pipeline_props.infra import InfrastructureManager
 
-    settings = _settings(config, log_level)
+    settings = _settings(config, log_level, {"run": {"warehouse": warehouse}} if warehouse else None)
     mgr = InfrastructureManager(settings)
     with console.status("starting services..."):
         mgr.start_services()
@@ -139,7 +144,9 @@ def run(
     artifacts_dir: Annotated[Optional[Path], typer.Option("--artifacts-dir")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Leave the namespace for inspection.")] = False,
     warehouse: Annotated[Optional[str], typer.Option(
-        "--warehouse", help="postgres (default) or duckdb (embedded, dbt-duckdb).")] = None,
+        "--warehouse", help="postgres (default), duckdb (embedded, dbt-duckdb) or snowflake "
+                            "(dbt-snowflake: the local fakesnow emulator, or E2E_SNOWFLAKE_* for an account)."
+    )] = None,
     config: ConfigOpt = None,
     log_level: LogLevelOpt = None,
 ) -> None:
@@ -245,7 +252,7 @@ def _print_summary(result: Any, label: str) -> None:
 @app.command()
 def replay(
     folder: Annotated[Path, typer.Argument(help="A repro folder, e.g. artifacts/repros/<id>.")],
-    warehouse: Annotated[Optional[str], typer.Option("--warehouse", help="postgres or duckdb.")] = None,
+    warehouse: Annotated[Optional[str], typer.Option("--warehouse", help="postgres, duckdb or snowflake.")] = None,
     config: ConfigOpt = None,
 ) -> None:
     """Replay a shrunk failure: its datasets through the pipeline and the oracle again (exit 0/1/2)."""

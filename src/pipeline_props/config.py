@@ -21,10 +21,11 @@ import yaml
 from pipeline_props.errors import ConfigError
 
 Backend = Literal["local", "external", "containers"]
-Warehouse = Literal["postgres", "duckdb"]
+Warehouse = Literal["postgres", "duckdb", "snowflake"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
-SECRET_KEYS = frozenset({"postgres_password", "postgres_dsn"})
+SECRET_KEYS = frozenset({"postgres_password", "postgres_dsn", "snowflake_password",
+                         "snowflake_private_key_passphrase"})
 
 
 def _default_home() -> str:
@@ -64,6 +65,17 @@ class InfrastructureSettings:
     #: Folder for service state, data dirs and logs of the local backend.
     home: str = field(default_factory=_default_home)
     cleanup_containers_on_success: bool = True
+    #: local backend: port of the Snowflake emulator (fakesnow), started for --warehouse snowflake.
+    fakesnow_port: int = 18931
+    #: A real Snowflake account instead of the emulator (docs/snowflake.md); empty: the emulator.
+    snowflake_account: str = ""
+    snowflake_user: str = ""
+    snowflake_password: str = field(default="", repr=False)
+    snowflake_private_key_path: str = ""
+    snowflake_private_key_passphrase: str = field(default="", repr=False)
+    snowflake_role: str = ""
+    snowflake_warehouse: str = ""
+    snowflake_database: str = ""
     startup_timeout_s: float = 90.0
 
     @property
@@ -135,6 +147,15 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "E2E_PRESERVE_TEST_DATA": ("run", "preserve_test_data"),
     "E2E_ARTIFACTS_DIR": ("run", "artifacts_dir"),
     "E2E_WAREHOUSE": ("run", "warehouse"),
+    "E2E_FAKESNOW_PORT": ("infrastructure", "fakesnow_port"),
+    "E2E_SNOWFLAKE_ACCOUNT": ("infrastructure", "snowflake_account"),
+    "E2E_SNOWFLAKE_USER": ("infrastructure", "snowflake_user"),
+    "E2E_SNOWFLAKE_PASSWORD": ("infrastructure", "snowflake_password"),
+    "E2E_SNOWFLAKE_PRIVATE_KEY_PATH": ("infrastructure", "snowflake_private_key_path"),
+    "E2E_SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": ("infrastructure", "snowflake_private_key_passphrase"),
+    "E2E_SNOWFLAKE_ROLE": ("infrastructure", "snowflake_role"),
+    "E2E_SNOWFLAKE_WAREHOUSE": ("infrastructure", "snowflake_warehouse"),
+    "E2E_SNOWFLAKE_DATABASE": ("infrastructure", "snowflake_database"),
 }
 
 _SECTIONS: dict[str, type] = {

@@ -212,7 +212,7 @@ def replay(
         infra.wait_for_readiness()
     try:
         if pipeline is None:
-            recorded = "duckdb" if repro.pipeline == "duckdb-warehouse" else None
+            recorded = {"duckdb-warehouse": "duckdb", "snowflake-warehouse": "snowflake"}.get(repro.pipeline)
             pipeline = make_pipeline(infra, warehouse or recorded or settings.run.warehouse)
         failed = 0
         for label, files in repro.datasets.items():
@@ -232,7 +232,7 @@ def replay(
 
 
 def make_pipeline(infra: Any, warehouse: str) -> Any:
-    """The shipped pipeline for ``warehouse``: postgres (ReferencePipeline) or duckdb."""
+    """The shipped pipeline for ``warehouse``: postgres (ReferencePipeline), duckdb or snowflake."""
     if warehouse == "postgres":
         from pipeline_props.pipeline.reference import ReferencePipeline
 
@@ -241,7 +241,11 @@ def make_pipeline(infra: Any, warehouse: str) -> Any:
         from pipeline_props.pipeline.duckdb_warehouse import DuckDBWarehousePipeline
 
         return DuckDBWarehousePipeline(infra)
-    raise UsageError(f"unknown warehouse {warehouse!r}: use postgres or duckdb")
+    if warehouse == "snowflake":
+        from pipeline_props.pipeline.snowflake_warehouse import SnowflakeWarehousePipeline
+
+        return SnowflakeWarehousePipeline(infra)
+    raise UsageError(f"unknown warehouse {warehouse!r}: use postgres, duckdb or snowflake")
 
 
 def replay_cli(folder: Path, warehouse: str | None, config: Path | None) -> int:
@@ -250,7 +254,7 @@ def replay_cli(folder: Path, warehouse: str | None, config: Path | None) -> int:
     from rich.markup import escape
 
     settings = _settings(config)
-    if warehouse is not None and warehouse not in ("postgres", "duckdb"):
-        raise UsageError(f"--warehouse {warehouse!r}: use postgres or duckdb")
+    if warehouse is not None and warehouse not in ("postgres", "duckdb", "snowflake"):
+        raise UsageError(f"--warehouse {warehouse!r}: use postgres, duckdb or snowflake")
     return replay(folder, settings=settings, warehouse=warehouse,
                   echo=lambda text: console.print(escape(text), highlight=False))

@@ -5,7 +5,7 @@ with by_order as (
         customer_id,
         min(sale_date) as first_date,
         max(sale_date) as last_date,
-        sum(amount_usd_cents) as amount_cents
+        {{ pipeline_props.exact_sum("amount_usd_cents") }} as amount_cents
     from {{ ref('int_accepted_events') }}
     group by customer_id, order_id
 )

@@ -6,10 +6,10 @@ with by_order as (
         sale_date,
         region,
         category,
-        sum(case when quantity > 0 then amount_usd_cents end) as gross_cents,
-        sum(case when quantity < 0 then amount_usd_cents end) as returns_signed_cents,
-        sum(case when quantity > 0 then quantity end) as units_sold,
-        sum(case when quantity < 0 then quantity end) as units_returned_signed,
+        {{ pipeline_props.exact_sum("case when quantity > 0 then amount_usd_cents end") }} as gross_cents,
+        {{ pipeline_props.exact_sum("case when quantity < 0 then amount_usd_cents end") }} as returns_signed_cents,
+        {{ pipeline_props.exact_sum("case when quantity > 0 then quantity end") }} as units_sold,
+        {{ pipeline_props.exact_sum("case when quantity < 0 then quantity end") }} as units_returned_signed,
         count(*) as line_count
     from {{ ref('int_accepted_events') }}
     group by sale_date, region, category, order_id
@@ -23,9 +23,9 @@ select
     {{ pipeline_props.cents_sum('-returns_signed_cents') }} as returns_usd,
     {{ pipeline_props.cents_sum('coalesce(gross_cents, 0) + coalesce(returns_signed_cents, 0)') }}
         as net_revenue_usd,
-    cast(coalesce(sum(units_sold), 0) as bigint) as units_sold,
-    cast(-coalesce(sum(units_returned_signed), 0) as bigint) as units_returned,
+    cast(coalesce({{ pipeline_props.exact_sum("units_sold") }}, 0) as bigint) as units_sold,
+    cast(-coalesce({{ pipeline_props.exact_sum("units_returned_signed") }}, 0) as bigint) as units_returned,
     cast(count(*) as bigint) as order_count,
-    cast(sum(line_count) as bigint) as line_count
+    cast({{ pipeline_props.exact_sum("line_count") }} as bigint) as line_count
 from by_order
 group by sale_date, region, category

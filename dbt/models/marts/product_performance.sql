@@ -2,8 +2,8 @@
 with totals as (
     select
         product_id,
-        cast(coalesce(sum(case when quantity > 0 then quantity end), 0) as bigint) as units_sold,
-        cast(-coalesce(sum(case when quantity < 0 then quantity end), 0) as bigint) as units_returned,
+        cast(coalesce({{ pipeline_props.exact_sum("case when quantity > 0 then quantity end") }}, 0) as bigint) as units_sold,
+        cast(-coalesce({{ pipeline_props.exact_sum("case when quantity < 0 then quantity end") }}, 0) as bigint) as units_returned,
         {{ pipeline_props.cents_sum('amount_usd_cents') }} as net_revenue_usd
     from {{ ref('int_accepted_events') }}
     group by product_id

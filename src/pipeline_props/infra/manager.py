@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pipeline_props.config import Settings, load_settings
 from pipeline_props.errors import InfrastructureError
 from pipeline_props.infra import _process
+from pipeline_props.infra import fakesnow as _fakesnow
 from pipeline_props.infra.kafka import KafkaBroker
 from pipeline_props.infra.postgres import PostgresServer
 
@@ -64,6 +65,8 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         self.home = Path(self.infra.home)
         self.kafka: KafkaBroker | None = None
         self.postgres: PostgresServer | None = None
+        #: The Snowflake emulator, when this manager started or found one (--warehouse snowflake).
+        self.fakesnow: _fakesnow.FakesnowServer | None = None
         self._started: set[str] = set()
         self._root: Path | None = None
         self._containers: list[Any] = []
@@ -100,6 +103,32 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         if not spark_mod.session_active():
             self._started.add("spark")  # this manager starts it, so its cleanup stops it
         return spark_mod.get_spark_session(self.infra)
+
+    @property
+    def snowflake(self) -> _fakesnow.SnowflakeEndpoint:
+        """The Snowflake target: the account of the snowflake_* settings, or the local emulator."""
+        real = _fakesnow.configured_endpoint(self.infra)
+        if real is not None:
+            return real
+        if self.backend != "local":
+            raise InfrastructureError(
+                "snowflake", f"backend {self.backend!r} runs no emulator",
+                hint="set E2E_SNOWFLAKE_ACCOUNT and friends for a real account (docs/snowflake.md)")
+        if self.fakesnow is None or not self.fakesnow.running():
+            self.start_snowflake()
+        assert self.fakesnow is not None
+        return self.fakesnow.endpoint
+
+    def start_snowflake(self) -> None:
+        """Start (or reuse) the local Snowflake emulator and record it in the state file."""
+        if self.fakesnow is None:
+            self.fakesnow = (_fakesnow.server_from_state(self.home, self._load_state().get("fakesnow"))
+                             or _fakesnow.FakesnowServer(home=self.home, port=self.infra.fakesnow_port))
+        if not self.fakesnow.running():
+            self.fakesnow.start(timeout=self.infra.startup_timeout_s)
+            self._started.add("fakesnow")
+        if self.kafka is not None and self.postgres is not None:
+            self._save_state()
 
     # -- lifecycle ---------------------------------------------------------
     def __enter__(self) -> InfrastructureManager:
@@ -171,6 +200,8 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                          "data_dir": str(self.postgres.data_dir)},
             "saved_at": time.time(),
         }
+        if self.fakesnow is not None:
+            state["fakesnow"] = _fakesnow.server_state(self.fakesnow)
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -189,6 +220,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
             self.postgres = PostgresServer(home=self.home, data_dir=Path(ps["data_dir"]),
                                            port=ps["port"], user=infra.postgres_user,
                                            dbname=infra.postgres_db)
+            self.fakesnow = _fakesnow.server_from_state(self.home, state.get("fakesnow"))
             if (self.kafka.port, self.postgres.port) != (infra.kafka_port, infra.postgres_port):
                 raise InfrastructureError(
                     "infrastructure",
@@ -218,6 +250,8 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                 shutil.rmtree(self._root, ignore_errors=True)
             raise
         self._save_state()
+        if self.settings.run.warehouse == "snowflake" and not self.infra.snowflake_account:
+            self.start_snowflake()
 
     def wait_for_readiness(self, timeout: float | None = None, *, spark: bool = False) -> list[ServiceStatus]:
         """Probe each service for real until healthy or ``timeout``; raise naming the one that is not."""
@@ -239,6 +273,10 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         out: list[ServiceStatus] = []
         out.append(self._kafka_status())
         out.append(self._postgres_status())
+        if self.fakesnow is not None:
+            ok = self.fakesnow.healthy()
+            out.append(ServiceStatus("fakesnow", self.fakesnow.port, self.fakesnow.pid, ok,
+                                     "SELECT 1 answered (Snowflake emulator)" if ok else "no answer"))
         if spark:
             from pipeline_props.infra.spark import spark_healthy
 
@@ -366,6 +404,11 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
             self.kafka.stop()
         if stop_pg and self.postgres is not None:
             self.postgres.stop()
+        if self.fakesnow is not None and (stop_all or "fakesnow" in self._started):
+            self.fakesnow.stop()
+            self.fakesnow = None
+            if not (stop_kafka and stop_pg) and self.kafka is not None and self.postgres is not None:
+                self._save_state()
         if stop_kafka and stop_pg:
             if self._root is not None:
                 shutil.rmtree(self._root, ignore_errors=True)
@@ -386,6 +429,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                                     pid=ks["pid"], create_time=ks["create_time"])
             mgr.postgres = PostgresServer(home=mgr.home, data_dir=Path(ps["data_dir"]), port=ps["port"],
                                           user=infra.postgres_user, dbname=infra.postgres_db)
+            mgr.fakesnow = _fakesnow.server_from_state(mgr.home, state.get("fakesnow"))
         return mgr
 
     def describe(self) -> dict[str, Any]:

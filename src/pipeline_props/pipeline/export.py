@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pipeline_props.compare import TableSet, normalise_table
 from pipeline_props.contract import OUTPUT_TABLES
 from pipeline_props.errors import PipelineStageError
@@ -39,4 +41,27 @@ def export_duckdb(path: str, schema: str) -> TableSet:
                 out[table] = normalise_table(table, rows)
     except duckdb.Error as exc:
         raise PipelineStageError("export", f"cannot read the marts of schema {schema}: {exc}") from exc
+    return out
+
+
+def export_snowflake(endpoint: Any, schema: str) -> TableSet:
+    """The five tables of ``schema`` on a Snowflake target (emulator or account), normalised.
+
+    ``endpoint`` is an :class:`~pipeline_props.infra.fakesnow.SnowflakeEndpoint`;
+    identifiers are unquoted, as dbt-snowflake creates them (stored upper case).
+    """
+    import snowflake.connector
+
+    out: TableSet = {}
+    conn = endpoint.connect(schema=None)
+    try:
+        cur = conn.cursor()
+        for table, columns in OUTPUT_TABLES.items():
+            cur.execute(f"select {', '.join(columns)} from {schema}.{table}")  # contract constants
+            out[table] = normalise_table(table, cur.fetchall())
+    except snowflake.connector.errors.Error as exc:
+        raise PipelineStageError("export", f"cannot read the marts of schema {schema} from "
+                                 f"{endpoint.service}: {' '.join(str(exc).split())[:400]}") from None
+    finally:
+        conn.close()
     return out

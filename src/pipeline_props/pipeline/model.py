@@ -37,6 +37,7 @@ __all__ = ["DbtResult", "WarehouseTarget", "dbt_project_dir", "run_dbt"]
 DBT_DIR_ENV = "PIPELINE_PROPS_DBT_DIR"
 #: The profile reads the password from this variable (DBT_ENV_SECRET_* is scrubbed from logs).
 _PASSWORD_ENV = "DBT_ENV_SECRET_PIPELINE_PROPS_PASSWORD"
+_PASSPHRASE_ENV = "DBT_ENV_SECRET_PIPELINE_PROPS_KEY_PASSPHRASE"
 _PROFILE = "pipeline_props"
 _TARGET = "run"
 _COMMANDS = frozenset({"build", "run", "test", "compile", "parse", "debug"})
@@ -64,10 +65,12 @@ class WarehouseTarget:
     """Where the staging tables are and the marts go: one schema of one warehouse.
 
     ``kind="postgres"`` uses host/port/user/password/dbname; ``kind="duckdb"``
-    uses ``path`` (the database file). The password is kept out of ``repr``.
+    uses ``path`` (the database file); ``kind="snowflake"`` uses account, user,
+    password or private key, role, warehouse, dbname (the database) and, for
+    the emulator, host/port/protocol. Secrets are kept out of ``repr``.
     """
 
-    kind: Literal["postgres", "duckdb"]
+    kind: Literal["postgres", "duckdb", "snowflake"]
     schema: str
     host: str = "127.0.0.1"
     port: int = 15432
@@ -75,6 +78,12 @@ class WarehouseTarget:
     password: str = field(default="", repr=False)
     dbname: str = "postgres"
     path: str | None = None
+    account: str = ""
+    role: str = ""
+    warehouse: str = ""
+    protocol: str = ""
+    private_key_path: str = ""
+    private_key_passphrase: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -135,9 +144,31 @@ def _profile(target: WarehouseTarget, threads: int) -> dict[str, Any]:
             # release the file when dbt is done, so the caller can open it
             "keep_open": False,
         }
+    elif target.kind == "snowflake":
+        output = _snowflake_output(target, threads)
     else:
-        raise UsageError(f"unknown warehouse kind {target.kind!r}: expected postgres or duckdb")
+        raise UsageError(f"unknown warehouse kind {target.kind!r}: expected postgres, duckdb or snowflake")
     return {_PROFILE: {"target": _TARGET, "outputs": {_TARGET: output}}}
+
+
+def _snowflake_output(target: WarehouseTarget, threads: int) -> dict[str, Any]:
+    output: dict[str, Any] = {
+        "type": "snowflake", "account": target.account, "user": target.user,
+        "database": target.dbname, "schema": target.schema, "threads": threads,
+        # one try: the caller bounds every connector call (docs/snowflake.md)
+        "connect_retries": 0, "connect_timeout": 20,
+    }
+    if target.private_key_path:
+        output["private_key_path"] = target.private_key_path
+        output["private_key_passphrase"] = "{{ env_var('" + _PASSPHRASE_ENV + "', '') }}"
+    else:
+        output["password"] = "{{ env_var('" + _PASSWORD_ENV + "', '') }}"
+    for key in ("role", "warehouse", "protocol"):
+        if getattr(target, key):
+            output[key] = getattr(target, key)
+    if target.protocol == "http":  # the local emulator
+        output.update(host=target.host, port=int(target.port))
+    return output
 
 
 @contextmanager
@@ -229,7 +260,8 @@ def _invoke(command: str, work: Path, project_dir: Path, target: WarehouseTarget
             select: str | None, manifest: Any) -> tuple[Any, float]:
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
-    env = {_PASSWORD_ENV: target.password, "DO_NOT_TRACK": "1"}
+    env = {_PASSWORD_ENV: target.password, _PASSPHRASE_ENV: target.private_key_passphrase,
+           "DO_NOT_TRACK": "1"}
     started = time.perf_counter()
     with _environment(env):
         try:
