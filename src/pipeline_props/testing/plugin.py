@@ -38,9 +38,10 @@ MARKERS = {
     "mutations": "deliberate pipeline bugs that the properties must catch",
     "spark": "needs a SparkSession (no broker)",
     "slow": "takes more than a minute",
+    "snowflake": "the Snowflake target (dbt-snowflake against the fakesnow emulator or a real account)",
 }
 SERVICE_FIXTURES = {"infrastructure", "kafka_bootstrap", "postgres_dsn"}
-SERVICE_MARKERS = {"integration", "properties", "faults", "mutations"}
+SERVICE_MARKERS = {"integration", "properties", "faults", "mutations", "snowflake"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
