@@ -1,10 +1,12 @@
 """Full tier: the properties of docs/properties.md through the real services.
 
-One set of services, one SparkSession and one warehouse schema for the whole
-module: every example gets a fresh topic and checkpoint, the staging tables
-are emptied between examples and dbt reuses its parsed manifest, so an
-example costs a produce, an availableNow query and a dbt build. Datasets are
-small so that shrinking stays affordable.
+One set of services, one long-lived streaming query (the session's
+``shared_stream``) and one warehouse schema for the whole module: every
+example gets a fresh namespace routed through the shared topics, the staging
+tables are emptied between examples and the marts are built by the SQL dbt
+compiled the project to, so an example costs a produce, one micro-batch and a
+model run (about 0.5 s: benchmarks/test_bench_fast_path.py). The example
+Hypothesis reports runs the real ``dbt build`` (testing/properties.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from pipeline_props import contract as C
 from pipeline_props.errors import DivergenceError
 from pipeline_props.oracles import run_oracle
 from pipeline_props.pipeline.duckdb_warehouse import DuckDBWarehousePipeline
-from pipeline_props.pipeline.reference import ReferencePipeline
+from pipeline_props.pipeline.compiled import CompiledProject
+from pipeline_props.pipeline.reference import ReferencePipeline, postgres_target
+from pipeline_props.pipeline.stream import SharedStream
 from pipeline_props.strategies import SalesDataset, sales_datasets
 from pipeline_props.testing.properties import (
     check_against_oracle,
@@ -43,22 +47,25 @@ pytestmark = [pytest.mark.properties, pytest.mark.integration]
 
 SCHEMA = "pp_properties"
 FULL = examples_for("full")
+METAMORPHIC = examples_for("metamorphic")
 DIRTY = sales_datasets(max_rows=12, files=(1, 2), error_rate=0.25, duplicate_rate=0.25)
 ONE_FILE = sales_datasets(max_rows=12, files=1, error_rate=0.25, duplicate_rate=0.25)
 
 
 @pytest.fixture(scope="module")
-def pipeline(infrastructure: Any) -> Iterator[ReferencePipeline]:
-    """The reference pipeline in fixed-schema mode (2 partitions)."""
-    infrastructure.spark  # noqa: B018 - start Spark before the first example's clock
-    yield ReferencePipeline(infrastructure, partitions=2, schema=SCHEMA)
+def pipeline(infrastructure: Any, shared_stream: SharedStream) -> Iterator[ReferencePipeline]:
+    """The reference pipeline on the shared stream, fixed-schema mode, compiled marts (2 partitions)."""
+    compiled = CompiledProject.compile(postgres_target(infrastructure, SCHEMA))
+    yield ReferencePipeline(infrastructure, partitions=2, schema=SCHEMA, stream=shared_stream,
+                            model_mode="compiled", compiled=compiled)
     infrastructure.drop_schema(SCHEMA)
 
 
 @pytest.fixture(scope="module")
-def wide_pipeline(infrastructure: Any, pipeline: ReferencePipeline) -> ReferencePipeline:
-    """The same pipeline and schema with records spread over 4 partitions."""
-    return ReferencePipeline(infrastructure, partitions=4, schema=SCHEMA)
+def wide_pipeline(infrastructure: Any, shared_stream: SharedStream, pipeline: ReferencePipeline) -> ReferencePipeline:
+    """The same pipeline and schema with records spread over 4 partitions (its own shared topic)."""
+    return ReferencePipeline(infrastructure, partitions=4, schema=SCHEMA, stream=shared_stream,
+                             model_mode="compiled", compiled=pipeline.compiled)
 
 
 @settings(max_examples=FULL)
@@ -71,7 +78,7 @@ def test_every_table_equals_the_oracle_and_daily_sums_hold(pipeline: ReferencePi
         check_partition_sums(tables, dataset, pipeline=pipeline)
 
 
-@settings(max_examples=max(2, FULL // 4))
+@settings(max_examples=METAMORPHIC)
 @given(dataset=DIRTY, order=st.lists(st.integers(0, 50), min_size=1, max_size=12),
        file_order=st.permutations([0, 1]))
 def test_shuffled_records_and_more_partitions_change_nothing(
@@ -94,7 +101,7 @@ def test_shuffled_records_and_more_partitions_change_nothing(
                      pipeline=wide_pipeline)
 
 
-@settings(max_examples=max(2, FULL // 4))
+@settings(max_examples=METAMORPHIC)
 @given(dataset=DIRTY, order=st.lists(st.integers(0, 50), min_size=2, max_size=12))
 def test_kafka_arrival_order_and_more_partitions_change_nothing(
     pipeline: ReferencePipeline, wide_pipeline: ReferencePipeline, dataset: SalesDataset,
@@ -124,7 +131,7 @@ def test_kafka_arrival_order_and_more_partitions_change_nothing(
                      pipeline=wide_pipeline)
 
 
-@settings(max_examples=max(2, FULL // 4))
+@settings(max_examples=METAMORPHIC)
 @given(dataset=ONE_FILE, cuts=st.lists(st.integers(1, 11), min_size=1, max_size=3))
 def test_one_file_or_several_gives_the_same_tables(pipeline: ReferencePipeline, dataset: SalesDataset,
                                                     cuts: list[int]) -> None:
@@ -139,7 +146,7 @@ def test_one_file_or_several_gives_the_same_tables(pipeline: ReferencePipeline, 
                      property_name="split invariance", positions_invariant=False, pipeline=pipeline)
 
 
-@settings(max_examples=max(2, FULL // 4))
+@settings(max_examples=METAMORPHIC)
 @given(dataset=ONE_FILE)
 def test_ingesting_a_file_twice_only_adds_duplicates(pipeline: ReferencePipeline,
                                                      dataset: SalesDataset) -> None:

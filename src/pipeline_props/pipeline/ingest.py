@@ -163,6 +163,7 @@ def ingest_files(
     stop_after: int | None = None,
     crash_grace_s: float = 0.2,
     arrival_order: Sequence[int] | None = None,
+    headers: Sequence[tuple[str, bytes]] | None = None,
 ) -> IngestStats:
     """Send every record of ``files`` (dataset order, file_index = position) to ``topic``.
 
@@ -175,7 +176,8 @@ def ingest_files(
     ``arrival_order`` sends the messages in another order, each record keeping
     its file and record number: message ``i`` (dataset order) goes out ranked
     by ``(arrival_order[i % len(arrival_order)], i)`` (the order-independence
-    property; the whole dataset is held in memory then).
+    property; the whole dataset is held in memory then). ``headers`` go on
+    every message (a shared topic carries each message's namespace there).
     """
     from confluent_kafka import KafkaException
 
@@ -183,8 +185,9 @@ def ingest_files(
         raise UsageError("ingest_files: give arrival_order or stop_after, not both "
                          f"(arrival_order={list(arrival_order)[:5]}, stop_after={stop_after})")
     started = time.perf_counter()
-    headers = check_headers(files)
-    stats = IngestStats(files=len(files), headers=headers)
+    message_headers = list(headers) if headers else None
+    headers_read = check_headers(files)
+    stats = IngestStats(files=len(files), headers=headers_read)
     config = {**PRODUCER_DEFAULTS, **(producer_config or {}), "bootstrap.servers": bootstrap_servers}
     producer_key, held = _take_producer(config)
     producer = held.producer
@@ -203,7 +206,8 @@ def ingest_files(
         nonlocal produced
         while True:
             try:
-                producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
+                producer.produce(topic, value=value, key=key, headers=message_headers,
+                                 on_delivery=on_delivery)
                 produced += 1
                 return
             except BufferError:
@@ -250,8 +254,8 @@ def ingest_files(
         stats.malformed += malformed
         stats.per_file.append({"name": name, "file_index": file_index, "rows_read": rows,
                                "rows_malformed": malformed, "null_counts": nulls,
-                               "extra_columns": list(headers[file_index].extra_columns),
-                               "columns": list(headers[file_index].columns)})
+                               "extra_columns": list(headers_read[file_index].extra_columns),
+                               "columns": list(headers_read[file_index].columns)})
 
     if held_back:
         order = tuple(arrival_order or ())

@@ -23,9 +23,14 @@ from typing import Any, Final
 from pipeline_props.contract import COLUMNS
 from pipeline_props.pipeline.reader import Record
 
-__all__ = ["MESSAGE_VERSION", "decode", "encode"]
+__all__ = ["MESSAGE_VERSION", "NAMESPACE_HEADER", "decode", "encode"]
 
 MESSAGE_VERSION: Final = 1
+
+#: Kafka header naming the namespace (dataset) a message belongs to, on topics
+#: that several namespaces share (pipeline/stream.py routes rows by it). A
+#: header and not a JSON field: a value too broken to parse is still routed.
+NAMESPACE_HEADER: Final = "pp-namespace"
 
 # '{"event_id":%s,"order_id":%s,...,"event_time":%s}', filled with JSON strings.
 _FIELDS_TEMPLATE: Final = (

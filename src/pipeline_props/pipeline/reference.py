@@ -2,22 +2,37 @@
 
 CSV -> ingest (Kafka) -> transform (Spark Structured Streaming, checkpointed)
 -> staging (Postgres, idempotent per micro-batch) -> model (dbt) -> export.
-One namespace per dataset: topic, checkpoint folder and schema share its name.
+
+Two ways to run the transform:
+
+* one query per dataset (the default; ``pipeline-props run`` and the fault
+  harness): topic, checkpoint folder and schema share the namespace's name and
+  an availableNow query drains the topic;
+* a :class:`~pipeline_props.pipeline.stream.SharedStream` (``stream=``): one
+  long-lived query serves every namespace through shared topics, as a
+  production job does, and ``wait_until_caught_up`` waits for the sink's
+  ledger to commit the offsets the namespace's data ended at.
+
+The model stage runs ``dbt build``, or (``model_mode="compiled"``) the SQL dbt
+compiled the project to, in one transaction (pipeline/compiled.py).
 """
 
 from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
-from pipeline_props.errors import PipelineStageError
+from pipeline_props.compare import TableSet
+from pipeline_props.errors import PipelineStageError, UsageError
 from pipeline_props.infra import InfrastructureManager
 from pipeline_props.pipeline import export, ingest, model, staging, transform
-from pipeline_props.testing.protocol import TableSet
+from pipeline_props.pipeline.compiled import CompiledProject
+from pipeline_props.pipeline.stream import Offsets, SharedStream
 
 
 def _truncate_staging(dsn: str, schema: str) -> None:
@@ -63,6 +78,11 @@ class ReferencePipeline:
     ``prepare`` empties its staging tables and batch ledger, and the dbt build
     reuses one parsed manifest. Topic and checkpoint stay per namespace. Only
     one namespace may be in flight at a time then.
+
+    ``stream`` runs the transform as one long-lived shared query (see the
+    module docstring); ``model_mode="compiled"`` builds the marts from the
+    compiled project (``compiled``, or compiled on first use) instead of
+    ``dbt build``; :meth:`full_build` switches back to ``dbt build`` for a while.
     """
 
     name = "reference"
@@ -76,7 +96,12 @@ class ReferencePipeline:
         sink_factory: Any = None,
         max_offsets_per_trigger: int | None = None,
         schema: str | None = None,
+        stream: SharedStream | None = None,
+        model_mode: Literal["dbt", "compiled"] = "dbt",
+        compiled: CompiledProject | None = None,
     ) -> None:
+        if model_mode not in ("dbt", "compiled"):
+            raise UsageError(f"ReferencePipeline: model_mode={model_mode!r} must be 'dbt' or 'compiled'")
         self.infra = infra
         self.partitions = partitions or infra.settings.run.kafka_partitions
         self.producer_config = producer_config
@@ -85,6 +110,11 @@ class ReferencePipeline:
         self.schema = schema
         self.timings: dict[str, StageTimings] = {}
         self.messages_out: IO[str] | None = None
+        self.stream = stream
+        self.model_mode = model_mode
+        self.compiled = compiled
+        #: Per namespace (stream mode): the offsets its data ends at, read after each ingest.
+        self._targets: dict[str, Offsets] = {}
 
     # -- namespace ---------------------------------------------------------
     def checkpoint_dir(self, namespace: str) -> Path:
@@ -94,34 +124,66 @@ class ReferencePipeline:
         """The warehouse schema of ``namespace``: the fixed ``schema`` if set, else the namespace."""
         return self.schema or namespace
 
+    def topic_for(self, namespace: str) -> str:
+        """The Kafka topic ``namespace``'s messages go to (a shared one in stream mode)."""
+        return self.stream.topic(self.partitions) if self.stream is not None else namespace
+
     def prepare(self, namespace: str) -> None:
-        self.infra.setup_kafka_topics(namespace, partitions=self.partitions)
+        if self.stream is not None:
+            self.stream.ensure_running()
+            self.topic_for(namespace)
+        else:
+            self.infra.setup_kafka_topics(namespace, partitions=self.partitions)
         staging.create_staging(self.infra.postgres_dsn, self.schema_for(namespace))
         if self.schema:
             _truncate_staging(self.infra.postgres_dsn, self.schema)
+        if self.stream is not None:
+            self.stream.register(namespace, self.schema_for(namespace))
         self.timings.setdefault(namespace, StageTimings())
 
     def cleanup(self, namespace: str) -> None:
-        self.infra.delete_kafka_topics(namespace)
+        if self.stream is not None:
+            self.stream.unregister(namespace)  # late rows are filed as unrouted from now on
+            self._targets.pop(namespace, None)
+        else:
+            self.infra.delete_kafka_topics(namespace)
+            shutil.rmtree(self.checkpoint_dir(namespace), ignore_errors=True)
         if self.schema:
             _truncate_staging(self.infra.postgres_dsn, self.schema)
         else:
             staging.drop_schema(self.infra.postgres_dsn, namespace)
-        shutil.rmtree(self.checkpoint_dir(namespace), ignore_errors=True)
         self.timings.pop(namespace, None)
 
     # -- stages --------------------------------------------------------------
     def ingest(self, namespace: str, files: Sequence[tuple[str, bytes]], **kwargs: Any) -> ingest.IngestStats:
-        stats = ingest.ingest_files(
-            files, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace, run_id=namespace,
-            producer_config=self.producer_config, messages_out=self.messages_out, **kwargs)
+        topic = self.topic_for(namespace)
+        if self.stream is not None:
+            kwargs.setdefault("headers", self.stream.message_headers(namespace))
+        try:
+            stats = ingest.ingest_files(
+                files, bootstrap_servers=self.infra.kafka_bootstrap, topic=topic, run_id=namespace,
+                producer_config=self.producer_config, messages_out=self.messages_out, **kwargs)
+        finally:
+            if self.stream is not None:
+                # Whatever reached the topic, all of it or a part (a failed ingest),
+                # ends before these offsets.
+                self._targets[namespace] = self.stream.end_offsets(topic)
         t = self.timings.setdefault(namespace, StageTimings())
         t.seconds["ingest"] = t.seconds.get("ingest", 0.0) + stats.seconds
         t.rows["ingest"] = t.rows.get("ingest", 0) + stats.records
         return stats
 
     def transform(self, namespace: str) -> transform.TransformStats:
-        """Run the streaming query with the availableNow trigger until the topic is drained."""
+        """Run the streaming query with the availableNow trigger until the topic is drained.
+
+        In stream mode: wait until the shared query's sink has committed the
+        offsets ``namespace``'s data ended at (rows: those of this namespace).
+        """
+        if self.stream is not None:
+            seconds = self.stream.wait_for(self._targets.get(namespace, {}))
+            stats = transform.TransformStats(rows=-1, batches=-1, seconds=seconds)
+            self.timings.setdefault(namespace, StageTimings()).seconds["transform"] = seconds
+            return stats
         sink = self.sink_factory(self.infra.postgres_dsn, self.schema_for(namespace))
         stats = transform.run_available_now(
             self.infra.spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
@@ -136,13 +198,29 @@ class ReferencePipeline:
         return postgres_target(self.infra, self.schema_for(namespace))
 
     def model(self, namespace: str) -> model.DbtResult:
-        """dbt build of the marts; a failing dbt test is a pipeline failure."""
-        result = model.run_dbt(self.warehouse_target(namespace), reuse_manifest=self.schema is not None)
+        """dbt build of the marts (or the compiled project's SQL); a failing dbt test is a pipeline failure."""
+        if self.model_mode == "compiled":
+            if self.compiled is None:
+                self.compiled = CompiledProject.compile(self.warehouse_target(namespace))
+            run = self.compiled.run(self.infra.postgres_dsn, self.schema_for(namespace))
+            result = model.DbtResult(success=run.success, seconds=run.seconds, failures=run.failures)
+        else:
+            result = model.run_dbt(self.warehouse_target(namespace), reuse_manifest=self.schema is not None)
         t = self.timings.setdefault(namespace, StageTimings())
         t.seconds["model"] = result.seconds
         if not result.success:
-            raise PipelineStageError("model", "dbt build failed: " + "; ".join(result.failures[:5]))
+            raise PipelineStageError("model", f"dbt {'data tests' if self.model_mode == 'compiled' else 'build'} "
+                                     "failed: " + "; ".join(result.failures[:5]))
         return result
+
+    @contextmanager
+    def full_build(self) -> Iterator[None]:
+        """Run the real ``dbt build`` (models, materializations, tests) while inside."""
+        saved, self.model_mode = self.model_mode, "dbt"
+        try:
+            yield
+        finally:
+            self.model_mode = saved
 
     def wait_until_caught_up(self, namespace: str, timeout: float = 600.0) -> dict[str, Any]:
         tstats = self.transform(namespace)

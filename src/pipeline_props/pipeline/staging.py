@@ -80,14 +80,14 @@ STAGING_DDL: tuple[sql.SQL, ...] = (
 
 _TEMP_DDL = (
     sql.SQL(
-        """CREATE TEMP TABLE _pp_events (
+        """CREATE TEMP TABLE IF NOT EXISTS _pp_events (
     file_index int, source_file text, record_number bigint, event_id text, order_id text,
     customer_id text, product_id text, category text, region text, channel text,
     quantity integer, unit_price numeric(11,2), discount numeric(4,3), currency text,
     event_time_us bigint, raw_record text) ON COMMIT DROP"""
     ),
     sql.SQL(
-        """CREATE TEMP TABLE _pp_rejects (
+        """CREATE TEMP TABLE IF NOT EXISTS _pp_rejects (
     file_index int, source_file text, record_number bigint, event_id text, reason text,
     raw_record text) ON COMMIT DROP"""
     ),
@@ -249,32 +249,9 @@ class StagingSink:
     @staticmethod
     def _collect(batch_df: DataFrame) -> tuple[pa.Table, pa.Table]:
         """The batch as two Arrow tables (valid rows, rejects) in the temp-table column order."""
-
-        def text(name: str) -> str:
-            return f"replace({name}, chr(0), '{NUL_REPLACEMENT}') AS {name}"
-
         # One Spark job: tag rows, then split on the driver (cheap in Arrow). SQL
         # text, so the projection is one Py4J call rather than one per expression.
-        table = batch_df.selectExpr(
-            "reason IS NULL AS _valid",
-            "CAST(file_index AS INT) AS file_index",
-            "source_file",
-            "CAST(record_number AS BIGINT) AS record_number",
-            text("event_id"),
-            "order_id", "customer_id", "product_id", "category", "region", "channel",
-            "CAST(quantity AS INT) AS quantity",
-            "CAST(unit_price AS DECIMAL(11,2)) AS unit_price",
-            "CAST(discount AS DECIMAL(4,3)) AS discount",
-            "currency",
-            "unix_micros(event_time) AS event_time_us",
-            text("raw_record"),
-            "reason",
-        ).toArrow()
-        is_valid = table.column("_valid")
-        event_cols = [c if c != "event_time" else "event_time_us" for c in EVENT_COLUMNS]
-        valid = table.filter(is_valid).select(event_cols)
-        rejects = table.filter(pc.invert(is_valid)).select(list(REJECT_COLUMNS))
-        return valid, rejects
+        return split_rows(batch_df.selectExpr(*SINK_PROJECTION).toArrow())
 
     def _write(self, batch_id: int, valid: pa.Table, rejects: pa.Table) -> bool:
         with _connect(self._dsn, write_timeout_s=self.write_timeout_s) as conn:
@@ -290,45 +267,93 @@ class StagingSink:
                         f"{redact(str(exc), self._dsn)})") from None
 
     def _write_in(self, conn: psycopg.Connection, batch_id: int, valid: pa.Table, rejects: pa.Table) -> bool:
-        s = self._ident
-        claimed = conn.execute(
-            sql.SQL(
-                "INSERT INTO {}.batch_ledger (batch_id, rows_valid, rows_rejected, committed_at)"
-                " VALUES (%s, %s, %s, clock_timestamp()) ON CONFLICT (batch_id) DO NOTHING"
-                " RETURNING batch_id"
-            ).format(s),
-            (batch_id, valid.num_rows, rejects.num_rows),
-        ).fetchone()
-        if claimed is None:  # committed before (a concurrent writer would have blocked above)
-            conn.rollback()
+        if not claim_batch(conn, self._ident, batch_id, valid.num_rows, rejects.num_rows):
+            conn.rollback()  # committed before (a concurrent writer would have blocked above)
             return False
-        for stmt in _TEMP_DDL:
-            conn.execute(stmt)
-        with conn.cursor() as cur:
-            if valid.num_rows:
-                _copy(cur, "_pp_events", valid)
-                cols = sql.SQL(", ").join(sql.Identifier(c) for c in EVENT_COLUMNS)
-                select = sql.SQL(", ").join(
-                    sql.SQL(_EVENT_TIME_FROM_US) if c == "event_time" else sql.Identifier(c)
-                    for c in EVENT_COLUMNS
-                )
-                cur.execute(
-                    sql.SQL(
-                        "INSERT INTO {}.stg_events ({}) SELECT {} FROM _pp_events"
-                        " ON CONFLICT (file_index, record_number) DO NOTHING"
-                    ).format(s, cols, select)
-                )
-            if rejects.num_rows:
-                _copy(cur, "_pp_rejects", rejects)
-                cols = sql.SQL(", ").join(sql.Identifier(c) for c in REJECT_COLUMNS)
-                cur.execute(
-                    sql.SQL(
-                        "INSERT INTO {}.stg_rejects ({}) SELECT {} FROM _pp_rejects"
-                        " ON CONFLICT (file_index, record_number) DO NOTHING"
-                    ).format(s, cols, cols)
-                )
+        insert_rows(conn, self._ident, valid, rejects)
         conn.commit()
         return True
+
+
+def _text(name: str) -> str:
+    return f"replace({name}, chr(0), '{NUL_REPLACEMENT}') AS {name}"
+
+
+#: The sink's projection of validate() output (Spark SQL text): a validity tag and
+#: the temp tables' columns. A streaming query may apply it inside its own plan,
+#: so that each micro-batch is collected without planning another query.
+SINK_PROJECTION: tuple[str, ...] = (
+    "reason IS NULL AS _valid",
+    "CAST(file_index AS INT) AS file_index",
+    "source_file",
+    "CAST(record_number AS BIGINT) AS record_number",
+    _text("event_id"),
+    "order_id", "customer_id", "product_id", "category", "region", "channel",
+    "CAST(quantity AS INT) AS quantity",
+    "CAST(unit_price AS DECIMAL(11,2)) AS unit_price",
+    "CAST(discount AS DECIMAL(4,3)) AS discount",
+    "currency",
+    "unix_micros(event_time) AS event_time_us",
+    _text("raw_record"),
+    "reason",
+)
+
+
+def split_rows(table: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """SINK_PROJECTION rows as (valid rows, rejects), each in its temp table's column order."""
+    is_valid = table.column("_valid")
+    event_cols = [c if c != "event_time" else "event_time_us" for c in EVENT_COLUMNS]
+    return (table.filter(is_valid).select(event_cols),
+            table.filter(pc.invert(is_valid)).select(list(REJECT_COLUMNS)))
+
+
+def claim_batch(conn: psycopg.Connection, schema: sql.Identifier, batch_id: int, valid: int,
+                rejected: int) -> bool:
+    """Insert ``batch_id`` into the schema's batch_ledger; False when it was committed before."""
+    claimed = conn.execute(
+        sql.SQL(
+            "INSERT INTO {}.batch_ledger (batch_id, rows_valid, rows_rejected, committed_at)"
+            " VALUES (%s, %s, %s, clock_timestamp()) ON CONFLICT (batch_id) DO NOTHING"
+            " RETURNING batch_id"
+        ).format(schema),
+        (batch_id, valid, rejected),
+    ).fetchone()
+    return claimed is not None
+
+
+def insert_rows(conn: psycopg.Connection, schema: sql.Identifier, valid: pa.Table, rejects: pa.Table) -> None:
+    """Add a batch's rows to the schema's staging tables, inside the caller's transaction.
+
+    Rows go through temporary tables (dropped at COMMIT; emptied here when a
+    transaction writes to several schemas) and ``ON CONFLICT (file_index,
+    record_number) DO NOTHING``, so a record sent twice is stored once.
+    """
+    for stmt in _TEMP_DDL:
+        conn.execute(stmt)
+    with conn.cursor() as cur:
+        if valid.num_rows:
+            _copy(cur, "_pp_events", valid)
+            cols = sql.SQL(", ").join(sql.Identifier(c) for c in EVENT_COLUMNS)
+            select = sql.SQL(", ").join(
+                sql.SQL(_EVENT_TIME_FROM_US) if c == "event_time" else sql.Identifier(c)
+                for c in EVENT_COLUMNS
+            )
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {}.stg_events ({}) SELECT {} FROM _pp_events"
+                    " ON CONFLICT (file_index, record_number) DO NOTHING"
+                ).format(schema, cols, select)
+            )
+        if rejects.num_rows:
+            _copy(cur, "_pp_rejects", rejects)
+            cols = sql.SQL(", ").join(sql.Identifier(c) for c in REJECT_COLUMNS)
+            cur.execute(
+                sql.SQL(
+                    "INSERT INTO {}.stg_rejects ({}) SELECT {} FROM _pp_rejects"
+                    " ON CONFLICT (file_index, record_number) DO NOTHING"
+                ).format(schema, cols, cols)
+            )
+        cur.execute("TRUNCATE _pp_events, _pp_rejects")
 
 
 def _copy(cur: psycopg.Cursor, table: str, data: pa.Table) -> None:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from pipeline_props.config import Settings
     from pipeline_props.infra import InfrastructureManager
+    from pipeline_props.pipeline.stream import SharedStream
 
 register_profiles()
 
@@ -40,7 +41,7 @@ MARKERS = {
     "slow": "takes more than a minute",
     "snowflake": "the Snowflake target (dbt-snowflake against the fakesnow emulator or a real account)",
 }
-SERVICE_FIXTURES = {"infrastructure", "kafka_bootstrap", "postgres_dsn"}
+SERVICE_FIXTURES = {"infrastructure", "kafka_bootstrap", "postgres_dsn", "shared_stream"}
 SERVICE_MARKERS = {"integration", "properties", "faults", "mutations", "snowflake"}
 
 
@@ -140,6 +141,22 @@ def spark(pp_settings: Settings) -> Iterator[SparkSession]:
         yield session
     finally:
         stop_spark_session()
+
+
+@pytest.fixture(scope="session")
+def shared_stream(infrastructure: InfrastructureManager) -> Iterator[SharedStream]:
+    """The reference pipeline's long-lived streaming query, started once per session.
+
+    Property examples share it (``ReferencePipeline(stream=shared_stream)``);
+    at the session's end it is stopped and its topics, ledger and checkpoint dropped.
+    """
+    from pipeline_props.pipeline.stream import SharedStream
+
+    stream = SharedStream.from_infra(infrastructure).start()
+    try:
+        yield stream
+    finally:
+        stream.stop()
 
 
 @pytest.fixture

@@ -16,11 +16,19 @@ import os
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from pipeline_props.errors import UsageError
+
 PROFILES = ("dev", "ci", "thorough")
 
-#: Examples for a full-path (services) test per profile; fast tests use a multiple.
-_FULL_PATH_EXAMPLES = {"dev": 3, "ci": 8, "thorough": 60}
-_FAST_EXAMPLES = {"dev": 50, "ci": 150, "thorough": 5000}
+#: Examples per tier and profile. ``full``: the main full-path property (every
+#: table equals the oracle), one pipeline run per example on the shared stream
+#: (about 0.5 s); ``metamorphic``: each full-path property that runs the
+#: pipeline twice per example; ``fast``: tests without services (a multiple of it).
+_TIERS = {
+    "fast": {"dev": 50, "ci": 150, "thorough": 5000},
+    "full": {"dev": 10, "ci": 200, "thorough": 1000},
+    "metamorphic": {"dev": 4, "ci": 25, "thorough": 200},
+}
 
 
 def _database() -> DirectoryBasedExampleDatabase:
@@ -37,9 +45,8 @@ def register_profiles() -> None:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
         print_blob=True,
     )
-    settings.register_profile("dev", max_examples=_FAST_EXAMPLES["dev"], **common)
-    settings.register_profile("ci", max_examples=_FAST_EXAMPLES["ci"], **common)
-    settings.register_profile("thorough", max_examples=_FAST_EXAMPLES["thorough"], **common)
+    for profile in PROFILES:
+        settings.register_profile(profile, max_examples=_TIERS["fast"][profile], **common)
 
 
 def current_profile() -> str:
@@ -49,6 +56,7 @@ def current_profile() -> str:
 
 
 def examples_for(tier: str) -> int:
-    """max_examples for a tier (``fast`` or ``full``) under the current profile."""
-    table = _FULL_PATH_EXAMPLES if tier == "full" else _FAST_EXAMPLES
-    return table[current_profile()]
+    """max_examples for a tier (``fast``, ``full`` or ``metamorphic``) under the current profile."""
+    if tier not in _TIERS:
+        raise UsageError(f"examples_for: tier={tier!r} must be one of {sorted(_TIERS)}")
+    return _TIERS[tier][current_profile()]

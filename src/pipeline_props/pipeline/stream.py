@@ -1,0 +1,450 @@
+"""SharedStream: one long-lived streaming query that serves every namespace, as production runs.
+
+A production pipeline does not start a Spark query per dataset: one query runs
+for days and the data of many producers flows through it. The property tests
+run the reference pipeline that way, so an example costs a produce, one
+micro-batch and a model run instead of a query's start-up (about 3 s):
+
+    topics <prefix>p<N>  (shared; each message's namespace in its NAMESPACE_HEADER)
+      -> Spark: transform + the sink's projection, processingTime trigger
+      -> RoutingSink: per micro-batch, ONE Postgres transaction that claims the
+         batch in the stream ledger (with the offsets it covers), writes each
+         namespace's rows to that namespace's staging schema (its batch_ledger
+         row included) and files rows of unknown namespaces as unrouted
+      -> waiters: ``wait_for(offsets)`` returns once the ledger has committed them
+
+Why a shared topic and not a topic per namespace: Spark's Kafka source fails
+the query ("partitions are gone") when a subscribed topic is deleted, and a
+subscription that only grows makes every micro-batch plan over every partition
+ever created. A namespace is routed by a Kafka header, not a JSON field, so a
+message too broken to parse still reaches its namespace's rejected rows.
+
+Replays after a crash are exactly-once as in the one-query-per-dataset path:
+the stream ledger row is claimed in the same transaction as the rows, so a
+replayed batch is skipped whole, and rows also go in with ON CONFLICT DO NOTHING.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
+from psycopg import sql
+
+from pipeline_props.errors import PipelineStageError, UsageError
+from pipeline_props.pipeline import staging, transform
+from pipeline_props.pipeline.messages import NAMESPACE_HEADER
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+log = logging.getLogger(__name__)
+
+STAGE = "transform"
+
+#: Offsets as (topic, partition) -> the next offset to read (one past the last committed).
+Offsets = dict[tuple[str, int], int]
+
+_LEDGER_DDL = (
+    sql.SQL("CREATE SCHEMA IF NOT EXISTS {schema}"),
+    sql.SQL("""CREATE TABLE IF NOT EXISTS {schema}.stream_ledger (
+    batch_id bigint PRIMARY KEY, offsets text NOT NULL, rows_in int NOT NULL,
+    namespaces text NOT NULL, committed_at timestamptz NOT NULL)"""),
+    sql.SQL("""CREATE TABLE IF NOT EXISTS {schema}.unrouted (
+    batch_id bigint NOT NULL, kafka_topic text NOT NULL, kafka_partition int NOT NULL,
+    kafka_offset bigint NOT NULL, namespace text, reason text NOT NULL, raw_record text,
+    PRIMARY KEY (kafka_topic, kafka_partition, kafka_offset))"""),
+)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How the shared query runs.
+
+    ``trigger`` is the processingTime interval: "0 seconds" starts the next
+    micro-batch as soon as the last one ends (an idle query then asks the
+    broker for new offsets every ``spark.sql.streaming.pollingDelay``, 10 ms).
+    ``wait_timeout_s`` bounds every wait for the ledger; ``write_timeout_s``
+    one micro-batch's write.
+    """
+
+    trigger: str = "0 seconds"
+    wait_timeout_s: float = 120.0
+    write_timeout_s: float = 120.0
+    max_offsets_per_trigger: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.wait_timeout_s <= 0:
+            raise UsageError(f"StreamSettings: wait_timeout_s={self.wait_timeout_s} must be > 0")
+        if self.write_timeout_s <= 0:
+            raise UsageError(f"StreamSettings: write_timeout_s={self.write_timeout_s} must be > 0")
+
+
+@dataclass
+class _State:
+    """What the sink shares with the waiters (guarded by ``cond``)."""
+
+    cond: threading.Condition = field(default_factory=threading.Condition)
+    committed: Offsets = field(default_factory=dict)
+    routes: dict[str, str] = field(default_factory=dict)  # namespace -> staging schema
+    batches: int = 0
+    unrouted: int = 0
+    batch_seconds: list[float] = field(default_factory=list)
+
+
+class RoutingSink:
+    """foreachBatch sink of the shared query: one transaction per micro-batch, all namespaces."""
+
+    def __init__(self, dsn: str, ledger_schema: str, state: _State, write_timeout_s: float) -> None:
+        self._dsn = dsn
+        self._ledger = sql.Identifier(ledger_schema)
+        self._state = state
+        self.write_timeout_s = write_timeout_s
+
+    def __repr__(self) -> str:  # never show the DSN
+        return f"RoutingSink(ledger={self._ledger.as_string(None)!r})"  # type: ignore[arg-type]
+
+    def __call__(self, batch_df: DataFrame, batch_id: int) -> None:
+        started = time.perf_counter()
+        table = batch_df.toArrow()  # the projection is in the query's plan: no new planning here
+        offsets = _batch_offsets(table)
+        # Routes are read and the rows written under the condition's lock, so a
+        # namespace cleaned up meanwhile never gets rows after its cleanup.
+        with self._state.cond:
+            routes = dict(self._state.routes)
+            try:
+                written = self._write(int(batch_id), table, offsets, routes)
+            except psycopg.Error as exc:
+                raise PipelineStageError(
+                    "staging", f"batch {batch_id}: {type(exc).__name__}: {staging.redact(str(exc), self._dsn)}"
+                ) from None
+            for key, end in offsets.items():
+                if end > self._state.committed.get(key, -1):
+                    self._state.committed[key] = end
+            self._state.batches += 1
+            self._state.batch_seconds.append(time.perf_counter() - started)
+            self._state.cond.notify_all()
+        log.info("stream batch %d: %d rows, %s", batch_id, table.num_rows,
+                 "written" if written else "already committed: skipped")
+
+    def _write(self, batch_id: int, table: pa.Table, offsets: Offsets, routes: Mapping[str, str]) -> bool:
+        with staging._connect(self._dsn, write_timeout_s=self.write_timeout_s) as conn:  # noqa: SLF001
+            with staging._Watchdog(conn, self.write_timeout_s) as dog:  # noqa: SLF001
+                try:
+                    return self._write_in(conn, batch_id, table, offsets, routes)
+                except psycopg.Error as exc:
+                    if not dog.fired:
+                        raise
+                    raise PipelineStageError(
+                        "staging", f"batch {batch_id}: no answer from Postgres within "
+                        f"{self.write_timeout_s:g} s: connection cut, the batch fails and is replayed") from exc
+
+    def _write_in(self, conn: psycopg.Connection, batch_id: int, table: pa.Table, offsets: Offsets,
+                  routes: Mapping[str, str]) -> bool:
+        names = table.column("kafka_namespace")
+        present = sorted({n for n in names.to_pylist() if n is not None} | ({None} if names.null_count else set()),
+                         key=lambda n: (n is None, n or ""))
+        claimed = conn.execute(
+            sql.SQL("INSERT INTO {}.stream_ledger (batch_id, offsets, rows_in, namespaces, committed_at)"
+                    " VALUES (%s, %s, %s, %s, clock_timestamp()) ON CONFLICT (batch_id) DO NOTHING"
+                    " RETURNING batch_id").format(self._ledger),
+            (batch_id, _offsets_json(offsets), table.num_rows, json.dumps(present)),
+        ).fetchone()
+        if claimed is None:  # committed before: Spark replays a batch it had not checkpointed
+            conn.rollback()
+            return False
+        for namespace in present:
+            mask = pc.is_null(names) if namespace is None else pc.equal(names, namespace)
+            rows = table.filter(mask)
+            schema = routes.get(namespace) if namespace is not None else None
+            if schema is None:
+                self._file_unrouted(conn, batch_id, rows, namespace)
+                continue
+            valid, rejects = staging.split_rows(rows)
+            ident = sql.Identifier(schema)
+            # A schema's ledger row is claimed with the stream's, so it cannot be
+            # taken already; a schema that several namespaces share in turn is
+            # emptied (batch_ledger too) between them.
+            staging.claim_batch(conn, ident, batch_id, valid.num_rows, rejects.num_rows)
+            staging.insert_rows(conn, ident, valid, rejects)
+        conn.commit()
+        return True
+
+    def _file_unrouted(self, conn: psycopg.Connection, batch_id: int, rows: pa.Table,
+                       namespace: str | None) -> None:
+        reason = (f"namespace {namespace!r} is not registered (cleaned up, or never prepared)"
+                  if namespace is not None else f"no {NAMESPACE_HEADER} header")
+        with conn.cursor() as cur:
+            cur.executemany(
+                sql.SQL("INSERT INTO {}.unrouted (batch_id, kafka_topic, kafka_partition, kafka_offset,"
+                        " namespace, reason, raw_record) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+                        " ON CONFLICT DO NOTHING").format(self._ledger),
+                [(batch_id, t, p, o, namespace, reason, (r or "").replace("\x00", staging.NUL_REPLACEMENT))
+                 for t, p, o, r in zip(rows.column("kafka_topic").to_pylist(),
+                                       rows.column("kafka_partition").to_pylist(),
+                                       rows.column("kafka_offset").to_pylist(),
+                                       rows.column("raw_record").to_pylist(), strict=True)])
+        self._state.unrouted += rows.num_rows
+
+
+def _batch_offsets(table: pa.Table) -> Offsets:
+    """(topic, partition) -> one past the largest offset in the batch.
+
+    Every message becomes a row (parse never drops one), so this is the end of
+    the batch's offset range for each partition that had data.
+    """
+    if table.num_rows == 0:
+        return {}
+    grouped = table.select(["kafka_topic", "kafka_partition", "kafka_offset"]).group_by(
+        ["kafka_topic", "kafka_partition"]).aggregate([("kafka_offset", "max")])
+    return {(t, int(p)): int(o) + 1 for t, p, o in zip(grouped.column("kafka_topic").to_pylist(),
+                                                       grouped.column("kafka_partition").to_pylist(),
+                                                       grouped.column("kafka_offset_max").to_pylist(),
+                                                       strict=True)}
+
+
+def _offsets_json(offsets: Offsets) -> str:
+    nested: dict[str, dict[str, int]] = {}
+    for (topic, partition), end in sorted(offsets.items()):
+        nested.setdefault(topic, {})[str(partition)] = end
+    return json.dumps(nested, sort_keys=True)
+
+
+class SharedStream:
+    """One long-lived streaming query over shared topics, routing rows to namespaces' schemas.
+
+    ``spark``, ``bootstrap_servers`` and ``dsn`` are the services; the query's
+    checkpoint lives under ``checkpoint_root``. Call :meth:`start` once,
+    :meth:`register` a namespace before sending its data (with the
+    :data:`NAMESPACE_HEADER` header, to :meth:`topic`), :meth:`end_offsets`
+    after sending it, then :meth:`wait_for` those offsets. :meth:`stop` ends
+    the query and drops its topics, ledger schema and checkpoint.
+    """
+
+    def __init__(self, spark: SparkSession, *, bootstrap_servers: str, dsn: str, checkpoint_root: Path | str,
+                 admin: Any, settings: StreamSettings | None = None, stream_id: str | None = None) -> None:
+        self.stream_id = stream_id or uuid.uuid4().hex[:10]
+        if not re.fullmatch(r"[a-z0-9]{1,20}", self.stream_id):
+            raise UsageError(f"SharedStream: stream_id={self.stream_id!r} must be 1-20 of [a-z0-9]")
+        self.spark = spark
+        self.bootstrap_servers = bootstrap_servers
+        self.dsn = dsn
+        self.settings = settings or StreamSettings()
+        self.prefix = f"pp_s{self.stream_id}_"
+        self.ledger_schema = f"pp_stream_{self.stream_id}"
+        self.checkpoint_dir = Path(checkpoint_root) / f"stream_{self.stream_id}"
+        self._admin = admin  # an InfrastructureManager-like object: setup/delete_kafka_topics
+        self._state = _State()
+        self._query: StreamingQuery | None = None
+        self._topics: dict[int, str] = {}
+        self._consumer: Any = None
+        self._lock = threading.Lock()
+        self.restarts = 0
+
+    @classmethod
+    def from_infra(cls, infra: Any, settings: StreamSettings | None = None) -> SharedStream:
+        """A stream on an InfrastructureManager's services (checkpoint under its home)."""
+        return cls(infra.spark, bootstrap_servers=infra.kafka_bootstrap, dsn=infra.postgres_dsn,
+                   checkpoint_root=Path(infra.infra.home) / "checkpoints", admin=infra, settings=settings)
+
+    # -- lifecycle -------------------------------------------------------------
+    def topic(self, partitions: int) -> str:
+        """The shared topic with ``partitions`` partitions (created on first use)."""
+        if partitions < 1:
+            raise UsageError(f"SharedStream.topic: partitions={partitions} must be >= 1")
+        with self._lock:
+            if partitions not in self._topics:
+                name = f"{self.prefix}p{partitions}"
+                self._admin.setup_kafka_topics(name, partitions=partitions)
+                self._topics[partitions] = name
+            return self._topics[partitions]
+
+    def start(self) -> SharedStream:
+        """Create the ledger, then start the query (idempotent while it runs)."""
+        if self._query is not None and self._query.isActive:
+            return self
+        with staging._connect(self.dsn) as conn:  # noqa: SLF001
+            for stmt in _LEDGER_DDL:
+                conn.execute(stmt.format(schema=sql.Identifier(self.ledger_schema)))
+            conn.commit()
+            self._load_committed(conn)
+        self.topic(2)  # the pattern must match a topic before the query starts
+        sink = RoutingSink(self.dsn, self.ledger_schema, self._state, self.settings.write_timeout_s)
+        transform.ensure_utc(self.spark)
+        reader = (self.spark.readStream.format("kafka")
+                  .option("kafka.bootstrap.servers", self.bootstrap_servers)
+                  .option("subscribePattern", re.escape(self.prefix) + ".*")
+                  .option("startingOffsets", "earliest")
+                  .option("includeHeaders", "true"))
+        for key, value in transform.KAFKA_SOURCE_OPTIONS.items():
+            reader = reader.option(key, value)
+        if self.settings.max_offsets_per_trigger is not None:
+            reader = reader.option("maxOffsetsPerTrigger", str(self.settings.max_offsets_per_trigger))
+        rows = transform.transform(reader.load()).selectExpr(*staging.SINK_PROJECTION, *transform.SOURCE_COLUMNS)
+        writer = (rows.writeStream.foreachBatch(sink)
+                  .option("checkpointLocation", str(self.checkpoint_dir))
+                  .trigger(processingTime=self.settings.trigger)
+                  .queryName(f"pp_stream_{self.stream_id}"))
+        try:
+            self._query = writer.start()
+        except Exception as exc:  # noqa: BLE001 - re-raised as our error with the cause
+            raise PipelineStageError(STAGE, f"could not start the shared streaming query: {exc}") from exc
+        return self
+
+    def restart(self) -> None:
+        """Stop the query and start it again on the same checkpoint (uncommitted batches replay)."""
+        self._stop_query()
+        self.restarts += 1
+        self.start()
+
+    def stop(self, *, drop: bool = True) -> None:
+        """Stop the query; with ``drop`` also delete its topics, ledger schema and checkpoint."""
+        self._stop_query()
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None
+        if drop:
+            if self._topics:
+                self._admin.delete_kafka_topics(list(self._topics.values()))
+            staging.drop_schema(self.dsn, self.ledger_schema)
+            shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+            self._topics.clear()
+
+    def _stop_query(self) -> None:
+        query, self._query = self._query, None
+        if query is not None:
+            try:
+                query.stop()
+            except Exception as exc:  # noqa: BLE001 - a dead query may fail to stop; it is gone either way
+                log.warning("stopping the shared query: %s", exc)
+
+    def _load_committed(self, conn: psycopg.Connection) -> None:
+        rows = conn.execute(sql.SQL("SELECT offsets FROM {}.stream_ledger").format(
+            sql.Identifier(self.ledger_schema))).fetchall()
+        with self._state.cond:
+            for (text,) in rows:
+                for topic, parts in json.loads(text).items():
+                    for part, end in parts.items():
+                        key = (topic, int(part))
+                        self._state.committed[key] = max(end, self._state.committed.get(key, -1))
+
+    # -- namespaces ------------------------------------------------------------
+    def register(self, namespace: str, schema: str) -> None:
+        """Route ``namespace``'s rows to the staging tables of ``schema`` from now on."""
+        with self._state.cond:
+            self._state.routes[namespace] = schema
+
+    def unregister(self, namespace: str) -> None:
+        """Stop routing ``namespace``: rows that still arrive are filed as unrouted, never written."""
+        with self._state.cond:
+            self._state.routes.pop(namespace, None)
+
+    @staticmethod
+    def message_headers(namespace: str) -> list[tuple[str, bytes]]:
+        """The Kafka headers that route a message to ``namespace``."""
+        return [(NAMESPACE_HEADER, namespace.encode("utf-8"))]
+
+    # -- progress ---------------------------------------------------------------
+    def end_offsets(self, topic: str, timeout: float = 30.0) -> Offsets:
+        """The topic's high watermarks now: everything produced so far ends before them."""
+        from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+        if self._consumer is None:
+            self._consumer = Consumer({"bootstrap.servers": self.bootstrap_servers,
+                                       "group.id": f"pp-stream-{self.stream_id}",
+                                       "enable.auto.commit": False, "log_level": 3})
+        try:
+            md = self._consumer.list_topics(topic, timeout=timeout)
+            parts = sorted(md.topics[topic].partitions)
+            return {(topic, p): self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
+                    for p in parts}
+        except KafkaException as exc:
+            raise PipelineStageError("ingest", f"cannot read the end offsets of {topic}: {exc}") from exc
+
+    def committed(self) -> Offsets:
+        """What the sink's ledger has committed so far."""
+        with self._state.cond:
+            return dict(self._state.committed)
+
+    def wait_for(self, targets: Offsets, timeout: float | None = None) -> float:
+        """Block until the ledger has committed every offset in ``targets``; return the seconds waited.
+
+        Raises PipelineStageError when the query has stopped (with its error) or
+        when ``timeout`` (default ``settings.wait_timeout_s``) passes first.
+        """
+        limit = self.settings.wait_timeout_s if timeout is None else timeout
+        started = time.monotonic()
+        deadline = started + limit
+
+        def done() -> bool:
+            return all(self._state.committed.get(k, 0) >= v for k, v in targets.items() if v > 0)
+
+        with self._state.cond:
+            while not done():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                # Wake up now and then to notice a query that died without a batch.
+                self._state.cond.wait(min(remaining, 0.25))
+                if not done():
+                    self._check_alive()
+            if done():
+                return time.monotonic() - started
+            behind = {f"{t}[{p}]": (self._state.committed.get((t, p), 0), v)
+                      for (t, p), v in targets.items() if self._state.committed.get((t, p), 0) < v}
+        raise PipelineStageError(
+            STAGE, f"the shared streaming query did not commit the data within {limit:g} s "
+            f"(committed, wanted per partition: {behind}; last progress: {self._last_progress()})",
+            hint="see the Spark log; `pipeline-props services status`")
+
+    def _check_alive(self) -> None:
+        query = self._query
+        if query is None:
+            raise PipelineStageError(STAGE, "the shared streaming query is not running (stopped or never started)")
+        if not query.isActive:
+            failure = query.exception()
+            raise PipelineStageError(
+                STAGE, "the shared streaming query stopped: " + (transform._short(failure) if failure  # noqa: SLF001
+                                                                   else "without an error"))
+
+    def ensure_running(self) -> bool:
+        """Restart a query that died (a failed batch replays); True when it had to."""
+        query = self._query
+        if query is not None and query.isActive:
+            return False
+        if query is not None:
+            log.warning("the shared streaming query had stopped (%s): restarting it on its checkpoint",
+                        query.exception())
+            self.restart()
+        else:
+            self.start()
+        return True
+
+    def _last_progress(self) -> str:
+        try:
+            progress = self._query.lastProgress if self._query is not None else None
+        except Exception:  # noqa: BLE001 - only for a message
+            return "unavailable"
+        if not progress:
+            return "none yet"
+        return json.dumps({k: progress.get(k) for k in ("batchId", "numInputRows", "durationMs")})
+
+    def stats(self) -> dict[str, Any]:
+        """Batches run, rows filed as unrouted, restarts, and the sink's seconds per batch."""
+        with self._state.cond:
+            seconds = list(self._state.batch_seconds)
+            return {"batches": self._state.batches, "unrouted": self._state.unrouted, "restarts": self.restarts,
+                    "sink_seconds_median": sorted(seconds)[len(seconds) // 2] if seconds else None}
