@@ -142,3 +142,18 @@ def test_the_endpoint_keeps_secrets_out_of_repr() -> None:
     endpoint = replace(emulator_endpoint(1), password="s3cret-pw", private_key_passphrase="s3cret-pp")
     assert "s3cret" not in repr(endpoint) and "s3cret" not in repr(model.WarehouseTarget(
         kind="snowflake", schema="x", password="s3cret-pw", private_key_passphrase="s3cret-pp"))
+
+
+def test_a_failed_statement_does_not_wedge_the_session(pipeline: SnowflakeWarehousePipeline,
+                                                       namespace: str) -> None:
+    """Emulator patch 1 (docs/snowflake.md, E3): stock fakesnow 0.12.1 answers HTTP 500 from here on."""
+    import snowflake.connector
+
+    with connection(pipeline.endpoint, what="test") as conn:
+        cur = conn.cursor()
+        cur.execute("begin")
+        with pytest.raises(snowflake.connector.errors.ProgrammingError):
+            cur.execute(f"select no_such_column from {namespace}.stg_events")
+        started = time.monotonic()
+        assert cur.execute("select 1").fetchone() == (1,)
+        assert time.monotonic() - started < 10  # no retry storm

@@ -37,8 +37,8 @@ from pipeline_props.testing.protocol import PipelineUnderTest
 pytestmark = [pytest.mark.properties, pytest.mark.integration, pytest.mark.snowflake]
 
 SCHEMA = "pp_properties_sf"
-#: A few examples in ci (each is a Spark query and a dbt build on the emulator, ~7 s); all in thorough.
-EXAMPLES = examples_for("full") if current_profile() == "thorough" else min(examples_for("full"), 4)
+#: A few examples in ci (each a Spark query and a dbt build on the emulator, 5-10 s under load); all in thorough.
+EXAMPLES = examples_for("full") if current_profile() == "thorough" else min(examples_for("full"), 3)
 DIRTY = sales_datasets(max_rows=12, files=(1, 2), error_rate=0.25, duplicate_rate=0.25)
 ONE_FILE = sales_datasets(max_rows=12, files=1, error_rate=0.25, duplicate_rate=0.25)
 
