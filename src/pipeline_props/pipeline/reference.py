@@ -115,6 +115,7 @@ class ReferencePipeline:
         self.compiled = compiled
         #: Per namespace (stream mode): the offsets its data ends at, read after each ingest.
         self._targets: dict[str, Offsets] = {}
+        self._created: set[str] = set()  # fixed schemas whose staging tables exist
 
     # -- namespace ---------------------------------------------------------
     def checkpoint_dir(self, namespace: str) -> Path:
@@ -134,7 +135,10 @@ class ReferencePipeline:
             self.topic_for(namespace)
         else:
             self.infra.setup_kafka_topics(namespace, partitions=self.partitions)
-        staging.create_staging(self.infra.postgres_dsn, self.schema_for(namespace))
+        if self.schema is None or self.schema not in self._created:
+            staging.create_staging(self.infra.postgres_dsn, self.schema_for(namespace))
+            if self.schema:
+                self._created.add(self.schema)
         if self.schema:
             _truncate_staging(self.infra.postgres_dsn, self.schema)
         if self.stream is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from datetime import date
 from decimal import Decimal
@@ -180,6 +181,20 @@ def check_conservation(tables: TableSet) -> list[str]:
     return problems
 
 
+#: One thread for the oracle, so that it runs while the pipeline works.
+_ORACLE_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-oracle")
+
+
+def _oracle_tables(files: Files) -> TableSet | InputError:
+    """The oracle's tables, or the InputError with which it refused the dataset."""
+    from pipeline_props.oracles import run_oracle
+
+    try:
+        return run_oracle(files).tables
+    except InputError as refused:
+        return refused
+
+
 def check_against_oracle(
     pipeline: Any,
     dataset: Any,
@@ -198,22 +213,23 @@ def check_against_oracle(
     DivergenceError otherwise (``.divergence`` and ``.repro_dir`` attached).
     ``write_repro=False`` writes no repro (``replay`` uses it).
     """
-    from pipeline_props.oracles import run_oracle
-
     files = _files_of(dataset)
     namespace = namespace or fresh_namespace()
+    # The oracle runs beside the pipeline: the pipeline mostly waits on its
+    # services, and DuckDB releases the GIL while it works.
+    oracle = _ORACLE_POOL.submit(_oracle_tables, files)
     try:
-        expected = run_oracle(files).tables
-    except InputError as refused:
-        _event("refused file")
-        try:
-            run_pipeline(pipeline, namespace, files)
-        except InputError:
+        actual = run_pipeline(pipeline, namespace, files)
+    except InputError:
+        if isinstance(oracle.result(), InputError):
+            _event("refused file")
             return {}
-        raise _fail(property_name, f"the oracle refuses the dataset ({refused}), the pipeline "
+        raise
+    expected = oracle.result()
+    if isinstance(expected, InputError):
+        raise _fail(property_name, f"the oracle refuses the dataset ({expected}), the pipeline "
                     "accepted it", {"": dataset}, pipeline=pipeline, repro_root=repro_root,
                     write_repro=write_repro) from None
-    actual = run_pipeline(pipeline, namespace, files)
     divergence = compare(actual, expected)
     problems = [] if divergence.ok else [divergence.render()]
     problems += [f"conservation: {p}" for p in check_conservation(actual)]
