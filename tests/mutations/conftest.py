@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from mutants import CompiledModel, dbt_variant
+from mutants import dbt_variant
+from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline import model
 
 _RESULTS: list[dict[str, Any]] = []
@@ -22,14 +23,15 @@ class MutationEnv:
 
     infra: Any
     work: Path
-    baseline: CompiledModel
+    baseline: CompiledProject
     report: Path
+    target: model.WarehouseTarget
 
-    def compile(self, edits: tuple[tuple[str, str, str], ...], monkeypatch: pytest.MonkeyPatch) -> CompiledModel:
+    def compile(self, edits: tuple[tuple[str, str, str], ...], monkeypatch: pytest.MonkeyPatch) -> CompiledProject:
         """Compile a patched copy of the dbt project, selected with PIPELINE_PROPS_DBT_DIR."""
         project = dbt_variant(model.dbt_project_dir(), self.work / "project", edits)
         monkeypatch.setenv(model.DBT_DIR_ENV, str(project))
-        return CompiledModel(self.baseline.target, self.work).compile()
+        return CompiledProject.compile(self.target, work=self.work)
 
     def record(self, entry: dict[str, Any]) -> None:
         """Add one mutant's outcome to report.json (merged with earlier runs' entries)."""
@@ -54,18 +56,18 @@ def mutation_env(infrastructure: Any, tmp_path_factory: pytest.TempPathFactory,
     pg = infrastructure.postgres
     infra = infrastructure.infra
     target = model.WarehouseTarget(
-        kind="postgres", schema=CompiledModel.PLACEHOLDER,
+        kind="postgres", schema=CompiledProject.PLACEHOLDER,
         host="127.0.0.1" if pg else infra.postgres_host, port=pg.port if pg else infra.postgres_port,
         user=pg.user if pg else infra.postgres_user, password="" if pg else infra.postgres_password,
         dbname=pg.dbname if pg else infra.postgres_db)
     mp = pytest.MonkeyPatch()
     mp.setenv(model.DBT_DIR_ENV, str(project))
     try:
-        baseline = CompiledModel(target, work).compile()
+        baseline = CompiledProject.compile(target, work=work)
     finally:
         mp.undo()
     report = Path(request.config.rootpath) / "artifacts" / "mutations" / "report.json"
-    yield MutationEnv(infrastructure, work, baseline, report)
+    yield MutationEnv(infrastructure, work, baseline, report, target)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

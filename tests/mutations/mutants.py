@@ -14,7 +14,8 @@ still contains its mutated code (docs/mutations.md):
   ``transform`` (its plan built once per mutant over a JDBC source, so an
   example costs one Spark job, not a re-analysis of the validation plan), the
   real staging sink called with micro-batch 0 (and once more for a replay),
-  the dbt project's models and tests as compiled by dbt (:class:`CompiledModel`),
+  the dbt project's models and tests as compiled by dbt
+  (:class:`~pipeline_props.pipeline.compiled.CompiledProject`),
   the real export;
 * "kafka": the same, but the messages go through the real ``ingest_files``
   producer into a Kafka topic and are read back from it.
@@ -22,7 +23,6 @@ still contains its mutated code (docs/mutations.md):
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import uuid
@@ -33,103 +33,17 @@ from typing import Any
 
 import psycopg
 import pytest
-import yaml
 from hypothesis import strategies as st
 from psycopg import sql
 
 from pipeline_props import contract as C
 from pipeline_props.errors import InputError, PipelineStageError
 from pipeline_props.pipeline import export, ingest, messages, model, reader, staging, transform
+from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline.reference import postgres_target
 from pipeline_props.strategies import SalesDataset, sales_datasets
 
 Files = tuple[tuple[str, bytes], ...]
-
-# ----------------------------------------------------------------------------- model stage
-
-
-class CompiledModel:
-    """The dbt project's models and tests, compiled once by dbt, run per schema.
-
-    ``dbt compile`` renders every model (ephemeral ones inlined as CTEs) and
-    test for a placeholder schema; :meth:`run` creates the tables in
-    dependency order in another schema and runs the tests, as ``dbt build``
-    would, in about a tenth of a second instead of ~10 s of dbt start-up per
-    example. ``test_mutants.py::test_sanity_no_mutant`` holds it equal to
-    :func:`pipeline_props.pipeline.model.run_dbt` on the same staging tables.
-    """
-
-    PLACEHOLDER = "pp_mutation_placeholder"
-
-    def __init__(self, target: model.WarehouseTarget, work: Path) -> None:
-        self.target = target
-        self.work = work
-        self.models: list[tuple[str, str]] = []  # (name, compiled select), dependency order
-        self.tests: list[tuple[str, str]] = []  # (name, compiled select)
-
-    def compile(self) -> CompiledModel:
-        """Compile the project ``model.dbt_project_dir()`` points at (PIPELINE_PROPS_DBT_DIR aware)."""
-        from dbt.cli.main import dbtRunner
-
-        self.work.mkdir(parents=True, exist_ok=True)
-        profile = {"pipeline_props": {"target": "run", "outputs": {"run": {
-            "type": "postgres", "host": self.target.host, "port": int(self.target.port),
-            "user": self.target.user, "password": self.target.password,
-            "dbname": self.target.dbname, "schema": self.PLACEHOLDER, "threads": 1}}}}
-        (self.work / "profiles.yml").write_text(yaml.safe_dump(profile), encoding="utf-8")
-        # One target folder for every variant, so dbt's partial parsing re-reads only changed files.
-        args = ["compile", "--project-dir", str(model.dbt_project_dir()),
-                "--profiles-dir", str(self.work), "--target-path", str(self.work / "target"),
-                "--log-path", str(self.work / "logs"), "--quiet",
-                "--no-send-anonymous-usage-stats", "--no-version-check"]
-        result = dbtRunner().invoke(args)
-        if not result.success:
-            raise PipelineStageError("model", f"dbt compile failed: {result.exception}")
-        manifest = json.loads((self.work / "target" / "manifest.json").read_text(encoding="utf-8"))
-        nodes = {k: n for k, n in manifest["nodes"].items() if n["package_name"] == "pipeline_props"}
-        tables = {k: n for k, n in nodes.items()
-                  if n["resource_type"] == "model" and n["config"]["materialized"] != "ephemeral"}
-        done: list[str] = []
-        while len(done) < len(tables):
-            ready = sorted(k for k, n in tables.items() if k not in done
-                           and all(d in done or d not in tables for d in n["depends_on"]["nodes"]))
-            if not ready:
-                raise PipelineStageError("model", "dependency cycle in the compiled project")
-            done.extend(ready)
-        self.models = [(tables[k]["name"], tables[k]["compiled_code"]) for k in done]
-        self.tests = sorted((n["name"], n["compiled_code"]) for n in nodes.values()
-                            if n["resource_type"] == "test")
-        return self
-
-    def run(self, dsn: str, schema: str) -> list[str]:
-        """Build the marts in ``schema``; return the failing tests (empty when all hold).
-
-        Raises PipelineStageError (stage ``model``) when a model fails to build.
-        """
-        quoted = '"' + schema.replace('"', '""') + '"'
-
-        def bind(code: str) -> str:
-            return code.replace(f'"{self.PLACEHOLDER}"', quoted)
-
-        # One transaction for the models, one query for every test: fewer round trips.
-        with psycopg.connect(dsn, autocommit=False) as conn:
-            for name, code in self.models:
-                try:
-                    conn.execute(f'CREATE TABLE {quoted}."{name}" AS (\n{bind(code)}\n)')  # type: ignore[arg-type]
-                except psycopg.Error as exc:
-                    raise PipelineStageError(
-                        "model", f"model {name} failed: {exc.diag.message_primary or exc}") from None
-            conn.commit()
-            counts = " UNION ALL ".join(
-                f"SELECT {i} AS test, count(*) AS n FROM (\n{bind(code)}\n) AS t{i}"
-                for i, (_, code) in enumerate(self.tests))
-            try:
-                rows = conn.execute(counts).fetchall()  # type: ignore[arg-type]
-            except psycopg.Error as exc:
-                return [f"data tests: {exc.diag.message_primary or exc}"]
-        failures = [f"{self.tests[i][0]}: {n} failing row(s)" for i, n in sorted(rows) if n]
-        return failures
-
 
 # ------------------------------------------------------------------------------ the path
 
@@ -146,7 +60,7 @@ class MiniPipeline:
 
     MESSAGES = "pp_mutation_messages"
 
-    def __init__(self, infra: Any, compiled: CompiledModel, *, sink_factory: Callable[..., Any] | None = None,
+    def __init__(self, infra: Any, compiled: CompiledProject, *, sink_factory: Callable[..., Any] | None = None,
                  replay: bool = False, kafka: bool = False,
                  producer_config: dict[str, Any] | None = None) -> None:
         self.infra = infra
@@ -226,7 +140,7 @@ class MiniPipeline:
         schema = f"pp_mut{uuid.uuid4().hex[:12]}"
         try:
             self.stage(files, schema)
-            failures = self.compiled.run(self.dsn, schema)
+            failures = self.compiled.run(self.dsn, schema).failures
             if failures:
                 raise PipelineStageError("model", "dbt build failed: " + "; ".join(failures[:3]))
             return export.export_postgres(self.dsn, schema)
@@ -496,5 +410,5 @@ MUTANTS: tuple[Mutant, ...] = (
     ),
 )
 
-__all__ = ["MUTANTS", "AppendingSink", "CompiledModel", "MiniPipeline", "Mutant", "dbt_variant",
+__all__ = ["MUTANTS", "AppendingSink", "MiniPipeline", "Mutant", "dbt_variant",
            "InputError"]

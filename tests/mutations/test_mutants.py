@@ -172,7 +172,7 @@ def test_sanity_no_mutant(mutation_env: Any) -> None:
     schema = "pp_mutsanity"
     try:
         pipeline.stage(dataset.files, schema)
-        assert not mutation_env.baseline.run(pipeline.dsn, schema)
+        assert not mutation_env.baseline.run(pipeline.dsn, schema).failures
         compiled = _export(pipeline, schema)
         result = model.run_dbt(pipeline.target(schema))
         assert result.success, result.failures

@@ -33,7 +33,7 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -101,8 +101,12 @@ class _State:
     committed: Offsets = field(default_factory=dict)
     routes: dict[str, str] = field(default_factory=dict)  # namespace -> staging schema
     batches: int = 0
+    skipped: int = 0  # replayed batches the ledger already had
     unrouted: int = 0
     batch_seconds: list[float] = field(default_factory=list)
+    #: Tests only: runs after a batch's COMMIT with its batch_id; raising there is
+    #: a crash after the write and before Spark's checkpoint commit (a replay follows).
+    after_commit: Callable[[int], None] | None = None
 
 
 class RoutingSink:
@@ -135,10 +139,14 @@ class RoutingSink:
                 if end > self._state.committed.get(key, -1):
                     self._state.committed[key] = end
             self._state.batches += 1
+            self._state.skipped += 0 if written else 1
             self._state.batch_seconds.append(time.perf_counter() - started)
             self._state.cond.notify_all()
+            hook = self._state.after_commit
         log.info("stream batch %d: %d rows, %s", batch_id, table.num_rows,
                  "written" if written else "already committed: skipped")
+        if written and hook is not None:
+            hook(int(batch_id))
 
     def _write(self, batch_id: int, table: pa.Table, offsets: Offsets, routes: Mapping[str, str]) -> bool:
         with staging._connect(self._dsn, write_timeout_s=self.write_timeout_s) as conn:  # noqa: SLF001
@@ -342,6 +350,11 @@ class SharedStream:
                         self._state.committed[key] = max(end, self._state.committed.get(key, -1))
 
     # -- namespaces ------------------------------------------------------------
+    def set_after_commit(self, hook: Callable[[int], None] | None) -> None:
+        """Tests only: call ``hook(batch_id)`` after each batch's COMMIT (raise there to crash)."""
+        with self._state.cond:
+            self._state.after_commit = hook
+
     def register(self, namespace: str, schema: str) -> None:
         """Route ``namespace``'s rows to the staging tables of ``schema`` from now on."""
         with self._state.cond:
@@ -443,8 +456,9 @@ class SharedStream:
         return json.dumps({k: progress.get(k) for k in ("batchId", "numInputRows", "durationMs")})
 
     def stats(self) -> dict[str, Any]:
-        """Batches run, rows filed as unrouted, restarts, and the sink's seconds per batch."""
+        """Batches run and skipped as replays, rows filed as unrouted, restarts, the sink's seconds per batch."""
         with self._state.cond:
             seconds = list(self._state.batch_seconds)
-            return {"batches": self._state.batches, "unrouted": self._state.unrouted, "restarts": self.restarts,
+            return {"batches": self._state.batches, "skipped": self._state.skipped,
+                    "unrouted": self._state.unrouted, "restarts": self.restarts,
                     "sink_seconds_median": sorted(seconds)[len(seconds) // 2] if seconds else None}
