@@ -279,6 +279,10 @@ from pipeline_props.faults.commands import register as _register_fault_commands 
 
 _register_fault_commands(app)  # errors
 
+from pipeline_props.infra.cluster_commands import register as _register_cluster_commands  # noqa: E402
+
+_register_cluster_commands(app)  # cluster up / down / status / env
+
 
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point: maps PipelinePropsError to its exit code."""

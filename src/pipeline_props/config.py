@@ -77,6 +77,12 @@ class InfrastructureSettings:
     snowflake_warehouse: str = ""
     snowflake_database: str = ""
     startup_timeout_s: float = 90.0
+    #: `pipeline-props cluster up` (docs/cluster.md): first broker's client port; broker i
+    #: listens on +2i and its controller on +2i+1.
+    cluster_kafka_port: int = 27092
+    #: Spark master port; workers +1 and +2, web UIs (master, workers) +3, +4, +5.
+    cluster_spark_port: int = 27077
+    cluster_postgres_port: int = 25432
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -148,6 +154,9 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "E2E_ARTIFACTS_DIR": ("run", "artifacts_dir"),
     "E2E_WAREHOUSE": ("run", "warehouse"),
     "E2E_FAKESNOW_PORT": ("infrastructure", "fakesnow_port"),
+    "E2E_CLUSTER_KAFKA_PORT": ("infrastructure", "cluster_kafka_port"),
+    "E2E_CLUSTER_SPARK_PORT": ("infrastructure", "cluster_spark_port"),
+    "E2E_CLUSTER_POSTGRES_PORT": ("infrastructure", "cluster_postgres_port"),
     "E2E_SNOWFLAKE_ACCOUNT": ("infrastructure", "snowflake_account"),
     "E2E_SNOWFLAKE_USER": ("infrastructure", "snowflake_user"),
     "E2E_SNOWFLAKE_PASSWORD": ("infrastructure", "snowflake_password"),

@@ -327,7 +327,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
     def setup_kafka_topics(self, topics: str | list[str], partitions: int = 1, timeout: float = 30.0) -> None:
-        """Create topics (idempotent) and wait until they have leaders."""
+        """Create topics (idempotent, the brokers' default replication) and wait until they have leaders."""
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -337,7 +337,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         # A broker that has just restarted, or a starved machine, can time a
         # creation out; such errors are retriable and creation is idempotent.
         for attempt in range(1, 4):
-            futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=1)
+            futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=-1)
                                            for t in pending], operation_timeout=timeout)
             retry: list[str] = []
             for name, fut in futures.items():

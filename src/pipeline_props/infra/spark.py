@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -42,7 +43,40 @@ def spark_conf(infra: InfrastructureSettings) -> dict[str, str]:
         "spark.driver.host": "127.0.0.1",
         "spark.driver.bindAddress": "127.0.0.1",
         "spark.sql.warehouse.dir": str(Path(infra.home) / "spark-warehouse"),
+        **(cluster_conf() if infra.spark_master.startswith("spark://") else {}),
     }
+
+
+def cluster_conf() -> dict[str, str]:
+    """Extra settings on a standalone master: executors of 1 core, UTC, the venv's Python.
+
+    spark.jars (above) are local paths: the driver serves them to the executors.
+    """
+    return {
+        "spark.executor.cores": "1",
+        "spark.cores.max": "2",
+        "spark.executor.memory": "1g",
+        "spark.executor.extraJavaOptions": "-Duser.timezone=UTC -XX:-DontCompileHugeMethods",
+        "spark.executorEnv.PYSPARK_PYTHON": sys.executable,
+        "spark.pyspark.python": sys.executable,
+        # Start once both executors registered (or after 20 s with what there is).
+        "spark.scheduler.minRegisteredResourcesRatio": "1.0",
+        "spark.scheduler.maxRegisteredResourcesWaitingTime": "20s",
+    }
+
+
+def check_master(master: str, timeout: float = 5.0) -> None:
+    """Raise InfrastructureError naming a ``spark://`` master that does not accept connections."""
+    if not master.startswith("spark://"):
+        return
+    host, _, port = master.removeprefix("spark://").split(",")[0].rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout):
+            return
+    except (OSError, ValueError):
+        raise InfrastructureError(
+            "spark", f"the Spark master {master} does not accept connections",
+            hint="`pipeline-props cluster status` (or cluster up), or fix E2E_SPARK_MASTER") from None
 
 
 def get_spark_session(infra: InfrastructureSettings | None = None) -> SparkSession:
@@ -58,6 +92,7 @@ def get_spark_session(infra: InfrastructureSettings | None = None) -> SparkSessi
             raise InfrastructureError("spark", f"pyspark is not importable: {exc}",
                                       hint="pip install -e . (or ./dev setup)") from exc
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        check_master(infra.spark_master)
         builder = SparkSession.builder
         for key, value in spark_conf(infra).items():
             builder = builder.config(key, value)
@@ -65,7 +100,7 @@ def get_spark_session(infra: InfrastructureSettings | None = None) -> SparkSessi
             _session = builder.getOrCreate()
         except Exception as exc:
             raise InfrastructureError(
-                "spark", f"SparkSession did not start: {exc}",
+                "spark", f"SparkSession on {infra.spark_master} did not start: {exc}",
                 hint="check `java -version` (17+) and JAVA_HOME") from exc
         _session.sparkContext.setLogLevel("ERROR")
         return _session
