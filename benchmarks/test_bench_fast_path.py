@@ -70,6 +70,7 @@ def fast_pipeline(infrastructure: Any, shared_stream: SharedStream) -> Iterator[
     compiled = CompiledProject.compile(postgres_target(infrastructure, SCHEMA))
     yield ReferencePipeline(infrastructure, partitions=2, schema=SCHEMA, stream=shared_stream,
                             model_mode="compiled", compiled=compiled)
+    shared_stream.pause()
     infrastructure.drop_schema(SCHEMA)
 
 
@@ -116,3 +117,4 @@ def test_full_path_example(benchmark: Any, fast_pipeline: ReferencePipeline, sha
     info["p90_seconds_per_stage"] = {s: round(sorted(x[s] for x in samples)[int(0.9 * len(samples))], 4)
                                      for s in STAGES}
     info["stream"] = shared_stream.stats()
+    info["spark_progress_ms_median"] = shared_stream.progress_ms()

@@ -79,8 +79,9 @@ def base_target(infrastructure: Any) -> model.WarehouseTarget:
 
 
 @pytest.fixture
-def cleanup_schema(infrastructure: Any) -> Iterator[None]:
+def cleanup_schema(infrastructure: Any, shared_stream: SharedStream) -> Iterator[None]:
     yield
+    shared_stream.pause()
     infrastructure.drop_schema(SCHEMA)
 
 

@@ -58,6 +58,7 @@ def pipeline(infrastructure: Any, shared_stream: SharedStream) -> Iterator[Refer
     compiled = CompiledProject.compile(postgres_target(infrastructure, SCHEMA))
     yield ReferencePipeline(infrastructure, partitions=2, schema=SCHEMA, stream=shared_stream,
                             model_mode="compiled", compiled=compiled)
+    shared_stream.pause()
     infrastructure.drop_schema(SCHEMA)
 
 
