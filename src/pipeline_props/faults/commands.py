@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
@@ -35,6 +35,7 @@ def errors(
     from pipeline_props.cli import _settings, console
     from pipeline_props.errors import UsageError
     from pipeline_props.faults.injector import ErrorInjector
+    from pipeline_props.faults.cluster_scenarios import CLUSTER_SCENARIOS, cluster_is_up, run_cluster_scenarios
     from pipeline_props.faults.scenarios import SCENARIOS, run_scenario, write_report
     from pipeline_props.infra import InfrastructureManager
 
@@ -50,24 +51,38 @@ def errors(
             raise UsageError(f"unknown scenario {n!r}; known: {', '.join(SCENARIOS)}")
     overrides = {"run": {"artifacts_dir": str(artifacts_dir)}} if artifacts_dir else None
     settings = _settings(config, None, overrides)
+    on_cluster = [n for n in names if n in CLUSTER_SCENARIOS]
+    names = [n for n in names if n not in CLUSTER_SCENARIOS]
+    if on_cluster and all_ and not cluster_is_up(settings):
+        console.print(f"skipped (no cluster up; `pipeline-props cluster up` first): {', '.join(on_cluster)}")
+        on_cluster = []
     # Injected driver crashes are expected: py4j would print each one's traceback.
     logging.getLogger("py4j.clientserver").setLevel(logging.CRITICAL)
     infra = InfrastructureManager(settings)
-    results = []
+    results: list = []
+
+    def show(r: Any) -> None:
+        colour = "green" if r.passed else "red"
+        console.print(f"  [{colour}]{'PASSED' if r.passed else 'FAILED'}[/{colour}] "
+                      f"recovered={r.recovered} in {r.recovery_seconds:.1f} s, lost={r.records_lost}, "
+                      f"duplicated={r.records_duplicated}, tables_equal={r.tables_equal}")
+        if r.error:
+            console.print(f"  {r.error}", markup=False)
+
     try:
-        infra.start_services()
-        infra.wait_for_readiness()
-        with ErrorInjector(infra) as injector:
-            for n in names:
-                console.print(f"scenario {n} ...")
-                r = run_scenario(n, infra, injector=injector, rows=rows, seed=seed)
-                results.append(r)
-                colour = "green" if r.passed else "red"
-                console.print(f"  [{colour}]{'PASSED' if r.passed else 'FAILED'}[/{colour}] "
-                              f"recovered={r.recovered} in {r.recovery_seconds:.1f} s, lost={r.records_lost}, "
-                              f"duplicated={r.records_duplicated}, tables_equal={r.tables_equal}")
-                if r.error:
-                    console.print(f"  {r.error}", markup=False)
+        if names:
+            infra.start_services()
+            infra.wait_for_readiness()
+            with ErrorInjector(infra) as injector:
+                for n in names:
+                    console.print(f"scenario {n} ...")
+                    r = run_scenario(n, infra, injector=injector, rows=rows, seed=seed)
+                    results.append(r)
+                    show(r)
+            infra.cleanup()
+        if on_cluster:
+            console.print(f"cluster scenarios {', '.join(on_cluster)} ...")
+            results += run_cluster_scenarios(on_cluster, settings, rows=rows, seed=seed, on_result=show)
     finally:
         infra.cleanup()
         folder = Path(settings.run.artifacts_dir) / f"faults_{time.strftime('%Y%m%dT%H%M%S')}"
