@@ -1,8 +1,21 @@
 -- One row per accepted event (every staged event except extra copies and
 -- conflicting versions) with its sale_date and amount_usd in whole cents
 -- (contract section 4; see macros/money.sql).
-with events as (
+-- Incremental mode: the events arrived since the watermark are recomputed
+-- (an identical copy changes nothing, a conflicting version takes the
+-- accepted one back: a tombstone replaces it).
+{{ pipeline_props.incremental_config('event_id', tombstones=true) }}
+with {% if is_incremental() -%}
+arrived as (
+    {{ pipeline_props.arrived_event_ids() }}
+),
+
+{% endif -%}
+events as (
     select * from {{ ref('staged_events') }}
+    {%- if is_incremental() %}
+    where event_id in (select event_id from arrived)
+    {%- endif %}
 ),
 
 repeated as (
@@ -51,4 +64,13 @@ select
     quantity,
     sale_date,
     {{ pipeline_props.amount_usd_cents('line_amount_cents', 'rate') }} as amount_usd_cents
+    {{- pipeline_props.run_columns() }}
 from priced
+{%- if is_incremental() %}
+
+union all
+
+{{ pipeline_props.tombstones('arrived', ['event_id'], 'priced',
+    ['order_id', 'customer_id', 'product_id', 'category', 'region', 'quantity', 'sale_date',
+     'amount_usd_cents']) }}
+{%- endif %}

@@ -7,8 +7,15 @@
 -- value). Otherwise every version is 'conflicting_duplicate'.
 -- Nothing depends on arrival order. Only positions are kept: this table is
 -- small, and the wide rows stay in the staging table.
+-- Incremental mode: the verdict of every version of the events arrived since
+-- the watermark, recomputed from all their staged versions (a repeated event
+-- stays repeated, so rows are only added or updated).
+{{ pipeline_props.incremental_config(['file_index', 'record_number']) }}
 with events as (
     select * from {{ ref('staged_events') }}
+    {%- if is_incremental() %}
+    where event_id in ({{ pipeline_props.arrived_event_ids() }})
+    {%- endif %}
 ),
 
 repeated as (
@@ -47,5 +54,6 @@ select
         ) = 1 then 'accepted'
         else 'duplicate'
     end as event_status
+    {{- pipeline_props.run_columns() }}
 from copies
 inner join versions on versions.event_id = copies.event_id

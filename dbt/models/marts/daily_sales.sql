@@ -1,7 +1,14 @@
 -- One row per (sale_date, region, category) over accepted events.
 -- Two-level aggregation: per order first (one hash pass, and order_count is
 -- then a plain count) instead of count(distinct order_id), which sorts.
-with by_order as (
+{{ pipeline_props.incremental_config(['sale_date', 'region', 'category'], tombstones=true) }}
+with {% if is_incremental() -%}
+touched as (
+    {{ pipeline_props.touched_keys(['sale_date', 'region', 'category']) }}
+),
+
+{% endif -%}
+by_order as (
     select
         sale_date,
         region,
@@ -12,6 +19,9 @@ with by_order as (
         {{ pipeline_props.exact_sum("case when quantity < 0 then quantity end") }} as units_returned_signed,
         count(*) as line_count
     from {{ ref('int_accepted_events') }}
+    {%- if is_incremental() %} as accepted
+    where {{ pipeline_props.same_key('touched', 'accepted', ['sale_date', 'region', 'category']) }}
+    {%- endif %}
     group by sale_date, region, category, order_id
 )
 
@@ -27,5 +37,13 @@ select
     cast(-coalesce({{ pipeline_props.exact_sum("units_returned_signed") }}, 0) as bigint) as units_returned,
     cast(count(*) as bigint) as order_count,
     cast({{ pipeline_props.exact_sum("line_count") }} as bigint) as line_count
+    {{- pipeline_props.run_columns() }}
 from by_order
 group by sale_date, region, category
+{%- if is_incremental() %}
+
+union all
+
+{{ pipeline_props.tombstones('touched', ['sale_date', 'region', 'category'], 'by_order',
+    ['gross_revenue_usd', 'returns_usd', 'net_revenue_usd', 'units_sold', 'units_returned', 'order_count', 'line_count']) }}
+{%- endif %}

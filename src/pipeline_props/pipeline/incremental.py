@@ -1,0 +1,235 @@
+"""Incremental marts: the reference pipeline with dbt's incremental models, fed in arrival batches.
+
+* :class:`IncrementalPipeline`: :class:`~pipeline_props.pipeline.reference.ReferencePipeline`
+  whose model stage runs the dbt project in its incremental mode (var
+  ``pp_incremental``; docs/architecture.md, "Incremental marts"), with
+  ``dbt run``/``build`` or (``model_mode="compiled"``) the incremental SQL dbt
+  compiled (pipeline/compiled_incremental.py).
+* :func:`plan_arrivals`: a dataset's records dealt into k arrival batches
+  (each file's records split over the batches, one part file per file and
+  batch), and :class:`ArrivalPlan`, which knows every part's file_index in
+  the whole arrival sequence.
+* :func:`run_arrivals`: ingest batch 1, catch up, build the marts, read them;
+  batch 2, ...; one :class:`Step` per batch with the tables and the oracle's
+  tables over everything arrived so far.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline_props import contract as C
+from pipeline_props.compare import Divergence, TableSet, compare
+from pipeline_props.errors import PipelineStageError, UsageError
+from pipeline_props.pipeline import model
+from pipeline_props.pipeline.compiled_incremental import INCREMENTAL_VARS, IncrementalProject
+from pipeline_props.pipeline.reference import ReferencePipeline, StageTimings
+
+__all__ = ["ArrivalPlan", "IncrementalPipeline", "Step", "plan_arrivals", "run_arrivals"]
+
+Files = Sequence[tuple[str, bytes]]
+#: A header-only file: sends nothing, but takes a file_index (see ArrivalPlan.ingest_files).
+_HEADER_ONLY = (",".join(C.COLUMNS) + "\n").encode()
+
+
+class IncrementalPipeline(ReferencePipeline):
+    """The reference pipeline with incremental marts (``--dbt-mode incremental``).
+
+    Every :meth:`model` applies what arrived since the last one. In
+    fixed-schema mode (``schema=``) a namespace's first model run is a full
+    refresh, since the previous namespace's marts are still there; with a
+    schema per namespace the first run finds no relation and builds it, as
+    dbt does. :meth:`full_refresh` rebuilds every model from scratch.
+    """
+
+    name = "reference (incremental marts)"
+
+    def __init__(self, infra: Any, *, compiled: IncrementalProject | None = None, **kwargs: Any) -> None:
+        super().__init__(infra, **kwargs)
+        self.compiled = compiled  # type: ignore[assignment] - an IncrementalProject here
+        self._fresh: set[str] = set()
+
+    def prepare(self, namespace: str) -> None:
+        super().prepare(namespace)
+        if self.schema:
+            self._fresh.add(namespace)
+
+    def cleanup(self, namespace: str) -> None:
+        self._fresh.discard(namespace)
+        super().cleanup(namespace)
+
+    def model(self, namespace: str) -> model.DbtResult:
+        """Apply the batches arrived since the last run to the incremental marts (dbt or compiled SQL)."""
+        return self._build(namespace, full_refresh=namespace in self._fresh)
+
+    def full_refresh(self, namespace: str) -> model.DbtResult:
+        """Rebuild every model from all staged data (``dbt run --full-refresh``)."""
+        return self._build(namespace, full_refresh=True)
+
+    def _build(self, namespace: str, *, full_refresh: bool) -> model.DbtResult:
+        if self.model_mode == "compiled":
+            if self.compiled is None:
+                self.compiled = IncrementalProject.compile(self.warehouse_target(namespace), self.infra.postgres_dsn)
+            run = self.compiled.run(self.infra.postgres_dsn, self.schema_for(namespace), full_refresh=full_refresh)
+            result = model.DbtResult(success=run.success, seconds=run.seconds, failures=run.failures)
+        else:
+            result = model.run_dbt(self.warehouse_target(namespace), reuse_manifest=self.schema is not None,
+                                   dbt_vars=INCREMENTAL_VARS, full_refresh=full_refresh)
+        self._fresh.discard(namespace)
+        t = self.timings.setdefault(namespace, StageTimings())
+        t.seconds["model"] = t.seconds.get("model", 0.0) + result.seconds
+        if not result.success:
+            raise PipelineStageError("model", f"dbt {'data tests' if self.model_mode == 'compiled' else 'build'} "
+                                     "(incremental mode) failed: " + "; ".join(result.failures[:5]))
+        return result
+
+
+@dataclass(frozen=True)
+class ArrivalPlan:
+    """A dataset as k arrival batches: each batch's part files, in arrival order.
+
+    A part's file_index is its position in the whole arrival sequence (batch
+    1's parts, then batch 2's, ...), so the oracle over the parts arrived so
+    far numbers every record as the pipeline does. A batch may be empty (a run
+    with no new data).
+    """
+
+    batches: tuple[tuple[tuple[str, bytes], ...], ...]
+
+    @property
+    def files(self) -> list[tuple[str, bytes]]:
+        """Every part, in arrival order: the whole dataset as it arrived."""
+        return [f for batch in self.batches for f in batch]
+
+    def arrived(self, step: int) -> list[tuple[str, bytes]]:
+        """The parts of batches 0..``step``."""
+        return [f for batch in self.batches[: step + 1] for f in batch]
+
+    def ingest_files(self, step: int) -> list[tuple[str, bytes]]:
+        """Batch ``step``'s parts behind header-only stand-ins for the earlier parts.
+
+        Ingest numbers files by their position in the list it is given; a
+        header-only file sends no message, so the stand-ins only move the
+        batch's parts to their file_index in the arrival sequence.
+        """
+        earlier = sum(len(b) for b in self.batches[:step])
+        return [(f"(arrived earlier {i})", _HEADER_ONLY) for i in range(earlier)] + list(self.batches[step])
+
+    def describe(self) -> str:
+        """One line per batch: its parts and their record counts."""
+        from pipeline_props.testing.properties import record_slices
+
+        lines = []
+        for k, batch in enumerate(self.batches):
+            parts = ", ".join(f"{name} ({len(record_slices(data)[1])} record(s))" for name, data in batch)
+            lines.append(f"  batch {k + 1}: {parts or 'nothing new'}")
+        return "\n".join(lines)
+
+
+def plan_arrivals(files: Files, batch_of: Sequence[int], k: int) -> ArrivalPlan:
+    """Deal every file's records into ``k`` batches: record ``i`` (counted over the dataset) goes to ``batch_of[i % len]  % k``.
+
+    One part file per (file, batch) with records, named ``<stem>.b<batch>.<suffix>``,
+    holding the file's header and those records in file order; a file
+    without records goes whole to the batch of its position. Raises
+    InputError for a refused header (as the pipeline and the oracle would).
+    """
+    from pipeline_props.testing.properties import record_slices
+
+    if k < 1:
+        raise UsageError(f"plan_arrivals: k={k} must be at least 1")
+    choose = list(batch_of) or [0]
+    batches: list[list[tuple[str, bytes]]] = [[] for _ in range(k)]
+    counter = 0
+    for name, data in files:
+        head, records = record_slices(data)
+        if not records:
+            batches[choose[counter % len(choose)] % k].append((name, data))
+            counter += 1
+            continue
+        if not head.endswith((b"\n", b"\r")):
+            head += b"\n"
+        owners = []
+        for _ in records:
+            owners.append(choose[counter % len(choose)] % k)
+            counter += 1
+        stem, dot, suffix = name.rpartition(".")
+        for b in range(k):
+            mine = [r for r, owner in zip(records, owners) if owner == b]
+            if mine:
+                part = f"{stem}.b{b + 1}.{suffix}" if dot else f"{name}.b{b + 1}"
+                batches[b].append((part if k > 1 else name, head + b"".join(mine)))
+    return ArrivalPlan(tuple(tuple(b) for b in batches))
+
+
+@dataclass
+class Step:
+    """One arrival batch through the pipeline: its tables against the oracle over everything arrived so far."""
+
+    step: int
+    parts: list[str]
+    rows_arrived: int
+    tables: TableSet
+    expected: TableSet
+    divergence: Divergence
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.divergence.ok
+
+    def summary(self) -> dict[str, Any]:
+        """The step for reports (JSON): counts, verdict, the divergence rendered."""
+        audit = dict(zip(C.OUTPUT_TABLES[C.INGESTION_AUDIT], (self.tables.get(C.INGESTION_AUDIT) or [()])[0]))
+        return {"step": self.step, "parts": self.parts, "rows_arrived": self.rows_arrived,
+                "held": self.ok, "rows": {t: len(r) for t, r in self.tables.items()},
+                "audit": {k: int(v) for k, v in audit.items()},
+                "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "divergence": None if self.ok else self.divergence.render(max_rows=20)}
+
+
+def run_arrivals(pipeline: Any, namespace: str, plan: ArrivalPlan, *,
+                 oracle: Callable[[Files], TableSet] | None = None,
+                 on_step: Callable[[Step], None] | None = None) -> list[Step]:
+    """Every batch of ``plan`` through ``pipeline`` (prepared ``namespace``), the marts read after each.
+
+    The caller prepares and cleans up the namespace. ``oracle`` (default: the
+    DuckDB oracle's tables) gives the expected tables of the parts arrived so
+    far; an empty batch still runs the transform and the model (a rerun with
+    no new data).
+    """
+    if oracle is None:
+        from pipeline_props.oracles import run_oracle
+
+        def oracle(files: Files) -> TableSet:
+            return run_oracle(files).tables
+
+    from pipeline_props.testing.properties import record_slices
+
+    steps: list[Step] = []
+    for k, batch in enumerate(plan.batches):
+        seconds: dict[str, float] = {}
+        t0 = time.perf_counter()
+        if batch:
+            pipeline.ingest(namespace, plan.ingest_files(k))
+        seconds["ingest"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pipeline.transform(namespace)
+        seconds["transform"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pipeline.model(namespace)
+        seconds["model"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        tables = pipeline.read_tables(namespace)
+        seconds["export"] = time.perf_counter() - t0
+        expected = oracle(plan.arrived(k))
+        step = Step(step=k + 1, parts=[n for n, _ in batch],
+                    rows_arrived=sum(len(record_slices(d)[1]) for _, d in batch),
+                    tables=tables, expected=expected, divergence=compare(tables, expected), seconds=seconds)
+        steps.append(step)
+        if on_step is not None:
+            on_step(step)
+    return steps
