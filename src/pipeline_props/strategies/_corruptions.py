@@ -8,6 +8,7 @@ column" is that column), or one malformation of section 1.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -19,6 +20,7 @@ from hypothesis.errors import InvalidArgument
 from pipeline_props import contract as c
 from pipeline_props.strategies._records import note, sales, spell
 from pipeline_props.strategies._render import Cells, render_record
+from pipeline_props.strategies._text import BAD_TEXT_KINDS, CONTROLS, bad_text_ids
 
 #: Columns each reason code of section 2 applies to.
 REASON_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -125,13 +127,110 @@ for _col in ("order_id", "customer_id", "product_id", "category"):
     _BAD_VALUES[(c.INVALID_FORMAT, _col)] = _TEXT_BAD
 
 _BLANKS = ("", " ", "\t", "  \t ")
+_TEXT_COLUMNS = ("order_id", "customer_id", "product_id", "category")
+_BAD_TEXT = bad_text_ids()
+_BAD_TEXT_OF = {kind: bad_text_ids(kind) for kind in BAD_TEXT_KINDS}
+
+#: Just past each bound of section 2, and the characters it refuses, by coverage label:
+#: each is one target of any_corruption(), so each is drawn about as often as any
+#: whole reason code. (Format widths and calendar errors are in _BAD_VALUES.)
+_BOUNDARY_TARGETS: dict[str, tuple[tuple[str, str, str], ...]] = {
+    "quantity 0": ((c.OUT_OF_RANGE, "quantity", "0"), (c.OUT_OF_RANGE, "quantity", "-0")),
+    "quantity 100001": ((c.OUT_OF_RANGE, "quantity", "100001"),),
+    "quantity -100001": ((c.OUT_OF_RANGE, "quantity", "-100001"),),
+    "unit_price -0.01": ((c.OUT_OF_RANGE, "unit_price", "-0.01"),),
+    "unit_price 1000000.01": ((c.OUT_OF_RANGE, "unit_price", "1000000.01"),),
+    "discount 1.001": ((c.OUT_OF_RANGE, "discount", "1.001"),),
+    "discount -0.001": ((c.OUT_OF_RANGE, "discount", "-0.001"),),
+    "event_id 65": ((c.INVALID_FORMAT, "event_id", "E" * 65),
+                    (c.INVALID_FORMAT, "event_id", "e-" * 32 + "x")),
+    "event_id non-ASCII": ((c.INVALID_FORMAT, "event_id", "caf\u00e9"),
+                           (c.INVALID_FORMAT, "event_id", "e\u0661"),
+                           (c.INVALID_FORMAT, "event_id", "\uff45\uff11")),
+    "year 1999": ((c.OUT_OF_RANGE, "event_time", "1999-12-31T23:59:59.999999Z"),
+                  (c.OUT_OF_RANGE, "event_time", "1999-12-31T23:00:00-14:00")),
+    "year 2100": ((c.OUT_OF_RANGE, "event_time", "2100-01-01T00:00:00Z"),
+                  (c.OUT_OF_RANGE, "event_time", "2100-01-01T00:30:00+14:00")),
+    "offset past 14:00": ((c.INVALID_FORMAT, "event_time", "2024-01-01T00:00:00+14:01"),
+                          (c.INVALID_FORMAT, "event_time", "2024-01-01T00:00:00-14:01")),
+    "code look-alike": ((c.UNKNOWN_CODE, "region", "\uff2e\uff21"),
+                        (c.UNKNOWN_CODE, "channel", "\u017ftore"),
+                        (c.UNKNOWN_CODE, "currency", "u\u017fd"),
+                        (c.UNKNOWN_CODE, "channel", "ONL\u0130NE"),
+                        (c.UNKNOWN_CODE, "region", "\u0274\u1d00")),
+    "non-ASCII digit": ((c.INVALID_FORMAT, "quantity", "\u0661"),
+                        (c.INVALID_FORMAT, "unit_price", "\uff11.00"),
+                        (c.INVALID_FORMAT, "discount", "\u0660.5"),
+                        (c.INVALID_FORMAT, "event_time", "\uff12024-01-01T00:00:00Z")),
+}
+_BAD_VALUES[(c.INVALID_FORMAT, "quantity")] += ("0000000001",)
+_BAD_VALUES[(c.INVALID_FORMAT, "unit_price")] += ("1.000", "0000000001.00")
+_BAD_VALUES[(c.INVALID_FORMAT, "discount")] += ("0.5000", "0000.5")
+_BAD_VALUES[(c.OUT_OF_RANGE, "discount")] += ("-0.001",)
 
 
 @lru_cache(maxsize=None)
 def _bad_value(reason: str, column: str) -> st.SearchStrategy[str]:
     if reason == c.MISSING_FIELD:
         return st.sampled_from(_BLANKS)
-    return st.sampled_from(_BAD_VALUES[(reason, column)])
+    values = st.sampled_from(_BAD_VALUES[(reason, column)])
+    if column in _TEXT_COLUMNS:
+        return st.one_of(values, _BAD_TEXT)
+    return values
+
+
+_NUMBERS = re.compile(r"[+-]?(\d*)(?:\.(\d*))?")
+_TIME = re.compile(r"(\d{4})-\d\d-\d\d[T ](\d\d):\d\d:(\d\d)(?:\.(\d*))?(Z|[+-]\d\d:\d\d)?")
+
+
+def bad_value_labels(reason: str, column: str, value: str) -> set[str]:
+    """The bound or character class a rejected value crosses, as coverage labels."""
+    v = value.strip(" \t")
+    out: set[str] = set()
+    if reason == c.MISSING_FIELD:
+        return {"class: blank of spaces and tabs"} if value else set()
+    if any(ch.isdigit() and not ch.isascii() for ch in v) and column not in _TEXT_COLUMNS:
+        out.add("class: non-ASCII digit")
+    if column in _TEXT_COLUMNS:
+        if len(v) == c.ID_MAX_CODE_POINTS + 1:
+            out.add("limit: id 65 code points")
+        for label, chars in CONTROLS.items():
+            if any(ch in v for ch in chars):
+                out |= {f"class: text with {label}", "class: text with a control character"}
+    elif column == "event_id":
+        if len(v) == c.ID_MAX_CODE_POINTS + 1:
+            out.add("limit: event_id 65 chars")
+        out.add("class: event_id non-ASCII" if not v.isascii() else "class: event_id other char")
+    elif column in ("region", "channel", "currency"):
+        if not v.isascii():
+            out.add("class: code with a non-ASCII look-alike")
+    elif column in ("quantity", "unit_price", "discount"):
+        m = _NUMBERS.fullmatch(v)
+        if m and m[1].isascii() and (m[2] or "").isascii():
+            whole, places = m[1], m[2] or ""
+            limits = {"quantity": (9, 0), "unit_price": (9, 2), "discount": (3, 3)}[column]
+            if len(whole) == limits[0] + 1:
+                out.add(f"limit: {column} {limits[0] + 1} digits")
+            if limits[1] and len(places) == limits[1] + 1:
+                out.add(f"limit: {column} {limits[1] + 1} places")
+            if reason == c.OUT_OF_RANGE and column == "quantity" and int(v) == 0:
+                out.add("limit: quantity 0")
+            elif reason == c.OUT_OF_RANGE and v in ("100001", "-100001", "-0.01", "1000000.01",
+                                                    "1.001", "-0.001"):
+                out.add(f"limit: {column} {v}")
+    else:
+        m = _TIME.fullmatch(v)
+        if m and reason == c.OUT_OF_RANGE and m[1] in ("1999", "2100"):
+            out.add(f"limit: year {m[1]}")
+        elif m and m[5] in ("+14:01", "-14:01"):
+            out.add("limit: offset past 14:00")
+        elif m and len(m[4] or "") == 7:
+            out.add("limit: fraction 7 digits")
+        elif m and not m[5]:
+            out.add("clause: no offset")
+        elif v.startswith("2023-02-29"):
+            out.add("limit: 29 February in a common year")
+    return out
 
 
 _BAD_UTF8 = (b"\xff", b"\x80", b"\xc3", b"\xe2\x82", b"\xc0\xaf", b"\xed\xa0\x80",
@@ -156,11 +255,17 @@ def _column_value(reason: str, column: str) -> st.SearchStrategy[CorruptRecord]:
     def build(draw: st.DrawFn) -> CorruptRecord:
         values = _base_values(draw)
         values[column] = draw(_bad_value(reason, column))
-        label = f"{reason}/{column}"
-        note(f"corruption: {label}")
-        return CorruptRecord(reason, label, values, column)
+        return _labelled(reason, column, values)
 
     return build()
+
+
+def _labelled(reason: str, column: str, values: dict[str, str]) -> CorruptRecord:
+    label = f"{reason}/{column}"
+    note(f"corruption: {label}")
+    for extra in bad_value_labels(reason, column, values[column]):
+        note(extra)
+    return CorruptRecord(reason, label, values, column)
 
 
 @lru_cache(maxsize=None)
@@ -208,6 +313,44 @@ def _malformed(kind: str) -> st.SearchStrategy[CorruptRecord]:
     return build()
 
 
+# One choice among all the targets below, so each is drawn about equally often.
+_ANY, _MISSING, _MALFORMED, _CONTROL_TEXT = "any label", "missing", "malformed", "control"
+_SECTION2_TARGETS: tuple[str, ...] = (_ANY, *_BOUNDARY_TARGETS, _CONTROL_TEXT,
+                                      "65 code points")
+_TARGETS: tuple[str, ...] = (*_SECTION2_TARGETS, _MISSING, _MALFORMED)
+
+_CONTROL_KINDS = st.sampled_from(tuple(CONTROLS))
+
+
+def _section2_value(draw: st.DrawFn, target: str, event_id: bool = True) -> tuple[str, str, str]:
+    """(reason, column, value) of one section 2 target; event_id False keeps that column."""
+    if target in _BOUNDARY_TARGETS:
+        options = [t for t in _BOUNDARY_TARGETS[target] if event_id or t[1] != "event_id"]
+        if options:
+            return draw(st.sampled_from(options))
+        target = _ANY
+    if target in (_CONTROL_TEXT, "65 code points"):
+        kind = draw(_CONTROL_KINDS) if target == _CONTROL_TEXT else target
+        return c.INVALID_FORMAT, draw(st.sampled_from(_TEXT_COLUMNS)), draw(_BAD_TEXT_OF[kind])
+    reason, column = draw(_REJECTABLES if not event_id else _LABELS).split("/")
+    return reason, column, draw(_bad_value(reason, column))
+
+
+_LABELS = st.sampled_from([label for label in CORRUPTIONS if not label.startswith(c.MALFORMED_ROW)])
+_REJECTABLES = st.sampled_from([label for label in CORRUPTIONS if not label.startswith(
+    (c.MALFORMED_ROW, f"{c.MISSING_FIELD}/event_id", f"{c.INVALID_FORMAT}/event_id"))])
+
+
+@st.composite
+def rejected_values(draw: st.DrawFn) -> tuple[str, str, str]:
+    """(reason, column, value) for one column of an otherwise valid row; never event_id
+    (a rejected version of an event keeps its id)."""
+    return _section2_value(draw, draw(_SECTION2), event_id=False)
+
+
+_SECTION2 = st.sampled_from(_SECTION2_TARGETS)
+
+
 def corrupted_records(reason: str) -> st.SearchStrategy[CorruptRecord]:
     """Records rejected for ``reason``.
 
@@ -243,5 +386,25 @@ def malformed_records(kind: str | None = None) -> st.SearchStrategy[CorruptRecor
 
 @lru_cache(maxsize=None)
 def any_corruption() -> st.SearchStrategy[CorruptRecord]:
-    """Any corruption, every label equally likely to be picked."""
-    return st.one_of([corrupted_records(label) for label in CORRUPTIONS])
+    """Any corruption: each bound, character class, malformation or reason about equally
+    often; the first target (any label, uniformly) is where it shrinks to."""
+    every = st.one_of([corrupted_records(label) for label in CORRUPTIONS])
+    missing = corrupted_records(c.MISSING_FIELD)
+    malformed = corrupted_records(c.MALFORMED_ROW)
+    targets = st.sampled_from(_TARGETS)
+
+    @st.composite
+    def build(draw: st.DrawFn) -> CorruptRecord:
+        target = draw(targets)
+        if target == _ANY:
+            return draw(every)
+        if target == _MISSING:
+            return draw(missing)
+        if target == _MALFORMED:
+            return draw(malformed)
+        reason, column, value = _section2_value(draw, target)
+        values = _base_values(draw)
+        values[column] = value
+        return _labelled(reason, column, values)
+
+    return build()

@@ -10,40 +10,21 @@ canonical case, ``1.00``, a missing discount, ``<start_date>T00:00:00Z``.
 
 from __future__ import annotations
 
-import math
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from functools import lru_cache
 
 from hypothesis import currently_in_test_context, event
 from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from pipeline_props import contract as c
+from pipeline_props.strategies._amounts import Amount, amount_labels, amounts
+from pipeline_props.strategies._keys import Keys, key_pools, line_keys
+from pipeline_props.strategies._text import valid_text_id
 
-#: Categories of the plain pool; ``Toys`` next to ``toys`` checks that case is kept.
-PLAIN_CATEGORIES: tuple[str, ...] = ("toys", "books", "food", "garden")
 EVENT_ID_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.:-"
-RATE_MICROS: dict[str, int] = {k: int(v * 1_000_000) for k, v in c.FX_RATES_TO_USD.items()}
-
-# Identifiers that look alike but are distinct (no Unicode normalisation, case kept),
-# or that trip readers which trim or split on more than the contract says.
-TRICKY_IDS: tuple[str, ...] = (
-    "caf\u00e9",  # NFC
-    "cafe\u0301",  # NFD of the same word: a different id
-    "Toys",
-    "a,b",
-    'say "hi"',
-    "\u00a0nbsp",  # NBSP is not trimmed
-    "x\u0085y",  # NEL: str.splitlines() breaks here, the contract does not
-    "x\u2028y",
-    "\ufeffbom",
-    "\U0001f600",  # astral: 1 code point, 2 UTF-16 units
-    "\u0130stanbul",
-    "\u00df",
-)
-
 
 def note(label: str) -> None:
     """hypothesis.event() that is a no-op outside a test (e.g. in ``.example()``)."""
@@ -96,9 +77,10 @@ class Spelling:
 
     case: int = 0  # bit mask over code letters: 0 keeps the canonical case
     plus: bool = False  # "+5"
-    zeros: int = 0  # leading zeros on quantity ("005")
+    zeros: int = 0  # leading zeros on quantity ("005"), up to 9 digits
     price_places: int = 2  # 2, 1 or 0 places when exact ("5.00", "5.0", "5")
-    discount_form: int = 0  # 0 shortest, 1 three places, 2 leading "+"; missing -> "0"
+    discount_form: int = 0  # 0 shortest, 1 three places, 2 leading "+", 3 "000.5"; missing -> "0"
+    price_zeros: int = 0  # leading zeros on unit_price, up to 9 integer digits
     time_sep: str = "T"
     frac_pad: int = 0  # trailing zeros added to the fraction
     zone: int = 0  # for offset 0: 0 "Z", 1 "+00:00", 2 "-00:00"
@@ -151,10 +133,12 @@ def format_cents(cents: int, places: int = 2) -> str:
 
 
 def format_mills(mills: int, form: int = 0) -> str:
-    """Discount in thousandths: shortest, padded to three places, or with '+'."""
+    """Discount in thousandths: shortest, three places, with "+", or three integer digits."""
     units, rest = divmod(mills, 1000)
     frac = f"{rest:03d}" if form == 1 else f"{rest:03d}".rstrip("0")
     text = f"{units}.{frac}" if frac else str(units)
+    if form == 3:
+        return text.rjust(len(text) - len(str(units)) + 3, "0")
     return "+" + text if form == 2 else text
 
 
@@ -166,8 +150,13 @@ def spell(sale: Sale, spelling: Spelling = PLAIN_SPELLING, *, event_id: str = "e
         new_local = local + timedelta(minutes=spelling.shift)
         if abs(new_off) <= c.MAX_OFFSET_MINUTES and c.YEAR_MIN <= new_local.year <= c.YEAR_MAX:
             local, offset = new_local, new_off
-    q = str(abs(sale.quantity)).rjust(len(str(abs(sale.quantity))) + spelling.zeros, "0")
+    digits = str(abs(sale.quantity))
+    q = digits.rjust(min(9, len(digits) + spelling.zeros), "0")
     q = ("-" if sale.quantity < 0 else "+" if spelling.plus else "") + q
+    price = format_cents(sale.cents, spelling.price_places)
+    if spelling.price_zeros:
+        units = price.split(".")[0]
+        price = "0" * min(spelling.price_zeros, 9 - len(units)) + price
     if sale.discount_mills is None:
         discount = "0" if spelling.discount_form else ""
     else:
@@ -182,19 +171,13 @@ def spell(sale: Sale, spelling: Spelling = PLAIN_SPELLING, *, event_id: str = "e
         "region": _case(sale.region, mask),
         "channel": _case(sale.channel, mask >> 5),
         "quantity": q,
-        "unit_price": format_cents(sale.cents, spelling.price_places),
+        "unit_price": price,
         "discount": discount,
         "currency": _case(sale.currency, mask >> 10),
         "event_time": format_time(local, offset, frac_digits=sale.frac_digits,
                                   sep=spelling.time_sep, frac_pad=spelling.frac_pad,
                                   zone=spelling.zone),
     }
-
-
-def line_amount_cents_x1000(sale: Sale) -> int:
-    """quantity * unit_price * (1 - discount), in units of 1e-5 of the currency, exact."""
-    mills = sale.discount_mills or 0
-    return sale.quantity * sale.cents * (1000 - mills)
 
 
 # --- value strategies --------------------------------------------------------------------
@@ -219,165 +202,15 @@ def _pool(value: int | Sequence[str], prefix: str, name: str) -> tuple[str, ...]
     return pool
 
 
-def valid_text_id(value: str) -> bool:
-    """The contract's rule for order/customer/product ids and category, on a trimmed value."""
-    return (
-        1 <= len(value) <= c.ID_MAX_CODE_POINTS
-        and value == value.strip(" \t")
-        and not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in value)
-    )
-
-
-# Assigned code points only (no Cn/Co/Cs) keeps the repro readable; controls are excluded
-# because they make an id invalid.
-_TEXT_CHAR = st.characters(
-    codec="utf-8", exclude_categories=("Cs", "Cn", "Co"),
-    exclude_characters="".join(map(chr, [*range(0x20), 0x7F])),
-)
-
-
-@st.composite
-def edge_text_ids(draw: st.DrawFn) -> str:
-    """A valid text id that is not plain: Unicode, 64 code points, quotes and commas."""
-    kind = draw(st.sampled_from(("tricky", "unicode", "64")))
-    if kind == "tricky":
-        value = draw(st.sampled_from(TRICKY_IDS))
-        note("edge: tricky id")
-        if "," in value or '"' in value:
-            note("edge: quoted comma/quote")
-    elif kind == "unicode":
-        value = draw(st.text(_TEXT_CHAR, min_size=1, max_size=8))
-        value = value.strip(" \t") or "u"
-        note("edge: unicode id")
-    else:
-        base = draw(st.text(_TEXT_CHAR, min_size=1, max_size=4)).strip(" \t") or "x"
-        value = (base * 64)[:63] + draw(st.sampled_from(("z", "\U0001f600", "\u00e9")))
-        note("edge: 64 code points id")
-    assert valid_text_id(value), value
-    return value
-
-
 def event_id_edges() -> st.SearchStrategy[str]:
     """Valid event ids that are not plain (64 chars, every allowed punctuation)."""
     return st.one_of(
-        st.sampled_from(("E-1", "e.1:2_x", "A" * 64, "0", "-", "..", ":" * 64)),
+        st.sampled_from(("E-1", "A" * 64, "e.1:2_x", ":" * 64, "0", "z_" * 32, "-", "..")),
         st.text(st.sampled_from(EVENT_ID_CHARS), min_size=1, max_size=64),
     )
 
 
-_EDGE_TEXT_IDS = edge_text_ids()
-_RARE = st.integers(0, 7)  # 7 (about one draw in eight) picks an edge case
-
-
-def _id(pool: tuple[str, ...], edge_cases: bool) -> st.SearchStrategy[str]:
-    if not edge_cases:
-        return st.sampled_from(pool)
-
-    # One draw: indexes past the pool (about one in eight) pick an edge case.
-    extra = max(1, len(pool) // 7)
-    index = st.integers(0, len(pool) - 1 + extra)
-
-    @st.composite
-    def build(draw: st.DrawFn) -> str:
-        i = draw(index)
-        return pool[i] if i < len(pool) else draw(_EDGE_TEXT_IDS)
-
-    return build()
-
-
-@dataclass(frozen=True)
-class _Amount:
-    quantity: int
-    cents: int
-    mills: int | None
-    currency: str | None = None
-
-
-@lru_cache(maxsize=None)
-def _usd_half_cent_class(currency: str) -> tuple[int, int]:
-    """(residue, period) of line amounts in cents whose amount_usd is exactly x.xx5."""
-    r = RATE_MICROS[currency]
-    period = 1_000_000 // math.gcd(r, 1_000_000)
-    for a in range(1, period):
-        if a * r % 1_000_000 == 500_000:
-            return a, period
-    raise ValueError(currency)  # USD: a rate of 1 never lands on a half cent
-
-
-def half_cent_line(quantity: int, cents0: int, mills: int) -> _Amount:
-    """Adjust a draw so quantity * price * (1 - discount) is exactly x.xx5."""
-    for q, m in ((quantity, mills), (quantity | 1, 500), (1 if quantity > 0 else -1, 500)):
-        factor = abs(q) * (1000 - m)
-        if factor == 0:
-            continue
-        for cents in range(max(1, cents0), max(1, cents0) + 2000):
-            if cents > 100_000_000:
-                break
-            if factor * cents % 1000 == 500:
-                return _Amount(q, cents, m)
-    return _Amount(1, 25, 500)  # 0.25 * 0.5 = 0.125
-
-
-@st.composite
-def _amounts(draw: st.DrawFn, edge_cases: bool) -> _Amount:
-    """quantity, unit price and discount; the first branch is the plain one."""
-    plain = _Amount(
-        draw(st.integers(1, 10)),
-        draw(st.integers(100, 99_999)),
-        draw(st.one_of(st.none(), st.sampled_from((100, 250, 50, 125, 333)))),
-    )
-    if not edge_cases:
-        return plain
-    if not draw(st.booleans()):
-        return plain
-    kind = draw(_AMOUNT_KINDS)
-    if kind == "plain":
-        return plain
-    if kind == "return":
-        note("edge: return")
-        return replace(plain, quantity=-plain.quantity)
-    if kind == "max":
-        q = draw(st.sampled_from((c.QUANTITY_MAX, c.QUANTITY_MIN, 1, -1)))
-        cents = draw(st.sampled_from((100_000_000, 1, 99_999_999, plain.cents)))
-        note("edge: max quantity" if abs(q) == c.QUANTITY_MAX else "edge: unit quantity")
-        if cents == 100_000_000:
-            note("edge: max price")
-        if q < 0:
-            note("edge: return")
-        return _Amount(q, cents, plain.mills)
-    if kind == "half-cent line":
-        note("edge: half-cent line")
-        q = draw(st.integers(-999, 999).filter(bool))
-        mills = draw(st.sampled_from((500, 100, 900, 750, 250, 875, 125, 300, 10, 1)))
-        amount = half_cent_line(q, draw(st.integers(1, 99_999)), mills)
-        if amount.quantity < 0:
-            note("edge: return")
-        return amount
-    if kind == "half-cent usd":
-        currency = draw(st.sampled_from(("EUR", "GBP", "JPY", "CAD")))
-        note("edge: half-cent usd")
-        residue, period = _usd_half_cent_class(currency)
-        k = draw(st.integers(0, 2000))
-        cents = residue + k * period
-        q = 1 + draw(st.integers(0, (c.QUANTITY_MAX - 1) // period)) * period
-        if draw(st.booleans()):
-            q = -q
-            note("edge: return")
-        # q == 1 (mod period), so q * cents is in the same class as cents.
-        return _Amount(q, cents, draw(st.sampled_from((None, 0))), currency)
-    if kind == "discount":
-        mills = draw(st.sampled_from((0, 1000, 1, 999)))
-        note({0: "edge: discount 0", 1000: "edge: discount 1"}.get(mills, "edge: discount bound"))
-        return replace(plain, mills=mills)
-    cents = draw(st.sampled_from((0, 1, 100_000_000)))
-    note({0: "edge: zero price", 1: "edge: one cent", 100_000_000: "edge: max price"}[cents])
-    return replace(plain, cents=cents)
-
-
-_AMOUNT_KINDS = st.sampled_from(("return", "max", "half-cent line", "half-cent usd",
-                                 "discount", "price"))
-_TIME_KINDS = st.sampled_from(("offset", "fraction", "leap", "y2k", "y2099", "midnight"))
-_AMOUNTS = {True: _amounts(True), False: _amounts(False)}
+_EDGE_ID = st.integers(0, 4)  # 4 (about one draw in five) picks an edge event_id
 
 
 @dataclass(frozen=True)
@@ -387,133 +220,148 @@ class _When:
     frac_digits: int
 
 
-_OFFSETS = (-720, -600, -570, -300, -60, 60, 330, 345, 525, 720, 765, 840)
+# -14:00 and +14:00 are the bounds; the rest are real zones, some with odd minutes.
+_OFFSETS = (-840, -720, -600, -570, -300, -60, 60, 330, 345, 525, 720, 765, 840)
+_TIME_KINDS = st.sampled_from(("offset", "offset bound", "fraction", "leap", "y2k", "y2099",
+                               "midnight"))
+_SECONDS = st.integers(0, 86_399)
+_ZONES = st.sampled_from((0, *_OFFSETS))
 
 
-@st.composite
-def _times(draw: st.DrawFn, start: date, end: date, edge_cases: bool) -> _When:
-    day = start + timedelta(days=draw(st.integers(0, (end - start).days)))
-    seconds = draw(st.integers(0, 86_399))
-    base = datetime(day.year, day.month, day.day) + timedelta(seconds=seconds)
-    if not edge_cases:
-        return _When(base, 0, 0)
-    if not draw(st.booleans()):
+def _time_on(draw: st.DrawFn, day: date, edge_cases: bool) -> _When:
+    """A local time on ``day`` (its UTC date, without an offset), or an edge time."""
+    base = datetime(day.year, day.month, day.day) + timedelta(seconds=draw(_SECONDS))
+    if not edge_cases or not draw(st.booleans()):
         return _When(base, 0, 0)
     kind = draw(_TIME_KINDS)
-    if kind == "plain":
-        return _When(base, 0, 0)
     if kind == "offset":
-        offset = draw(st.sampled_from(_OFFSETS))
-        note("edge: offset")
-        when = _When(base, offset, 0)
-    elif kind == "fraction":
+        return _When(base, draw(st.sampled_from(_OFFSETS)), 0)
+    if kind == "offset bound":
+        return _When(base, draw(st.sampled_from((-c.MAX_OFFSET_MINUTES, c.MAX_OFFSET_MINUTES))), 0)
+    if kind == "fraction":
         digits = draw(st.integers(1, 6))
-        unit = 10 ** (6 - digits)
-        micro = draw(st.integers(0, 10**digits - 1)) * unit
-        note(f"edge: fraction {digits} digits")
-        when = _When(base.replace(microsecond=micro), draw(st.sampled_from((0, *_OFFSETS))),
-                     digits)
-    elif kind == "leap":
-        year = draw(st.sampled_from(("range", 2000, 2024, 2096)))
-        leap_days = [date(y, 2, 29) for y in range(start.year, end.year + 1)
-                     if y % 4 == 0 and (y % 100 or y % 400 == 0) and start <= date(y, 2, 29) <= end]
-        d = leap_days[0] if year == "range" and leap_days else date(2000 if year == "range" else year, 2, 29)
-        note("edge: leap day")
-        when = _When(datetime(d.year, 2, 29) + timedelta(seconds=seconds),
-                     draw(st.sampled_from((0, *_OFFSETS))), 0)
-    elif kind == "y2k":
+        micro = draw(st.integers(0, 10**digits - 1)) * 10 ** (6 - digits)
+        return _When(base.replace(microsecond=micro), draw(_ZONES), digits)
+    if kind == "leap":
+        year = draw(st.sampled_from((day.year, 2000, 2024, 2096)))
+        year = year if year % 4 == 0 and (year % 100 or year % 400 == 0) else 2000
+        return _When(datetime(year, 2, 29) + timedelta(seconds=draw(_SECONDS)), draw(_ZONES), 0)
+    if kind == "y2k":
         # Local 2000-01-01 with a positive offset: the UTC instant is in 1999.
-        note("edge: 2000-01-01 -> 1999 UTC")
         offset = draw(st.sampled_from((840, 60, 1, 330)))
-        when = _When(datetime(2000, 1, 1) + timedelta(seconds=draw(st.integers(0, offset * 60 - 1))),
-                     offset, 0)
-    elif kind == "y2099":
-        note("edge: 2099-12-31")
-        offset = draw(st.sampled_from((0, -720, -1, 840)))
-        when = _When(datetime(2099, 12, 31, 23, 59, 59, 999_999 if offset else 0), offset,
+        return _When(datetime(2000, 1, 1)
+                     + timedelta(seconds=draw(st.integers(0, offset * 60 - 1))), offset, 0)
+    if kind == "y2099":
+        offset = draw(st.sampled_from((0, -720, -1, -840)))
+        return _When(datetime(2099, 12, 31, 23, 59, 59, 999_999 if offset else 0), offset,
                      6 if offset else 0)
-    else:
-        # Just either side of midnight, so any offset moves the sale to another UTC date.
-        note("edge: midnight")
-        t = datetime(day.year, day.month, day.day) + timedelta(
-            microseconds=draw(st.sampled_from((0, -1, 1_000_000 - 1)))
-        )
-        if not c.YEAR_MIN <= t.year <= c.YEAR_MAX:
-            t = datetime(day.year, day.month, day.day)
-        when = _When(t, draw(st.sampled_from(_OFFSETS)), 6)
-    if (when.local - timedelta(minutes=when.offset)).date() != when.local.date():
-        note("edge: crosses UTC date")
-    return when
+    # Just either side of midnight, so any offset moves the sale to another UTC date.
+    t = datetime(day.year, day.month, day.day) + timedelta(
+        microseconds=draw(st.sampled_from((0, -1, 1_000_000 - 1))))
+    if not c.YEAR_MIN <= t.year <= c.YEAR_MAX:
+        t = datetime(day.year, day.month, day.day)
+    return _When(t, draw(st.sampled_from(_OFFSETS)), 6)
+
+
+_AMOUNTS = {True: amounts(True), False: amounts(False)}
+_EVENT_ID_EDGES = event_id_edges()
+
+
+def sale_line(draw: st.DrawFn, keys: Keys, edge_cases: bool) -> Sale:
+    """One valid sale whose keys come from the dataset's pools."""
+    event_id = None
+    if edge_cases and draw(_EDGE_ID) == 4:
+        event_id = draw(_EVENT_ID_EDGES)
+    day, line = line_keys(draw, keys, edge_cases)
+    amount: Amount = draw(_AMOUNTS[edge_cases])
+    if amount.currency:
+        line["currency"] = amount.currency
+    when = _time_on(draw, day, edge_cases)
+    return Sale(
+        event_id=event_id, **line, quantity=amount.quantity, cents=amount.cents,
+        discount_mills=amount.mills, local=when.local, offset=when.offset,
+        frac_digits=when.frac_digits,
+    )
 
 
 def sales(*, customers: tuple[str, ...], products: tuple[str, ...], start_date: date,
           end_date: date, edge_cases: bool) -> st.SearchStrategy[Sale]:
-    """Structured valid sales (arguments already checked)."""
-    order_ids = _id(tuple(f"o{i}" for i in range(10)), edge_cases)
-    customer_ids = _id(customers, edge_cases)
-    product_ids = _id(products, edge_cases)
-    categories = _id(PLAIN_CATEGORIES, edge_cases)
-    times = _times(start_date, end_date, edge_cases)
-    amounts = _AMOUNTS[edge_cases]
+    """Structured valid sales, each with pools of its own (arguments already checked)."""
+    pools = key_pools(customers=customers, products=products, start_date=start_date,
+                      end_date=end_date, edge_cases=edge_cases)
 
     @st.composite
     def build(draw: st.DrawFn) -> Sale:
-        event_id = None
-        if edge_cases and draw(_RARE) == 7:
-            event_id = draw(_EVENT_ID_EDGES)
-            note("edge: event_id")
-        order_id = draw(order_ids)
-        customer_id = draw(customer_ids)
-        product_id = draw(product_ids)
-        category = draw(categories)
-        region = draw(_REGIONS)
-        channel = draw(_CHANNELS)
-        currency = draw(_CURRENCIES)
-        amount = draw(amounts)
-        when = draw(times)
-        return Sale(
-            event_id=event_id, order_id=order_id, customer_id=customer_id,
-            product_id=product_id, category=category, region=region, channel=channel,
-            currency=amount.currency or currency, quantity=amount.quantity,
-            cents=amount.cents, discount_mills=amount.mills, local=when.local,
-            offset=when.offset, frac_digits=when.frac_digits,
-        )
+        return sale_line(draw, draw(pools), edge_cases)
 
     return build()
 
 
-_EVENT_ID_EDGES = event_id_edges()
-_REGIONS = st.sampled_from(c.REGIONS)
-_CHANNELS = st.sampled_from(c.CHANNELS)
-_CURRENCIES = st.sampled_from(c.CURRENCIES)
-
-
 @st.composite
 def spellings(draw: st.DrawFn, sale: Sale | None = None) -> Spelling:
-    """A spelling; shrinks to the plain one. Emits a "spelling: ..." event per variation."""
+    """A spelling; shrinks to the plain one."""
     if not draw(st.integers(0, 3)):
         return PLAIN_SPELLING
-    s = Spelling(
+    return Spelling(
         case=draw(st.integers(0, 2**15 - 1)),
         plus=draw(st.booleans()),
-        zeros=draw(st.integers(0, 3)),
+        zeros=draw(st.sampled_from((0, 1, 2, 3, 8))),
         price_places=draw(st.sampled_from((2, 1, 0))),
-        discount_form=draw(st.integers(0, 2)),
+        discount_form=draw(st.integers(0, 3)),
+        price_zeros=draw(st.sampled_from((0, 1, 8))),
         time_sep=draw(st.sampled_from(("T", " "))),
         frac_pad=draw(st.integers(0, 6)),
         zone=draw(st.integers(0, 2)),
         shift=draw(st.sampled_from((0, 60, -60, 330, -720, 840))),
     )
-    if s.case:
-        note("edge: mixed case code")
-    if s.plus or s.zeros:
-        note("spelling: signed or zero-padded quantity")
-    if s.time_sep == " ":
-        note("spelling: space before time")
-    if s.shift:
-        note("spelling: same instant in another offset")
-    return s
 
 
 SPELLINGS = spellings()
 NON_PLAIN_SPELLINGS = SPELLINGS.filter(lambda s: not s.is_plain)
+
+
+# --- labels of a written valid row ------------------------------------------------------------
+
+_TIME_RE = re.compile(r"(\d{4})-(\d\d)-(\d\d)([T ])(\d\d):(\d\d):(\d\d)(?:\.(\d+))?"
+                      r"(Z|[+-]\d\d:\d\d)")
+_CODE_COLUMNS = {"region": str.upper, "channel": str.lower, "currency": str.upper}
+
+
+def row_labels(sale: Sale, values: dict[str, str]) -> set[str]:
+    """The clauses one valid row reaches, from its typed values and how they are written."""
+    out = amount_labels(sale.quantity, sale.cents, sale.discount_mills, sale.currency)
+    eid = values["event_id"]
+    if len(eid) == 64:
+        out.add("limit: event_id 64 chars")
+    if set(eid) & set("_.:-"):
+        out.add("class: event_id punctuation")
+    if any(values[k] != norm(values[k]) for k, norm in _CODE_COLUMNS.items()):
+        out.add("class: code in mixed ASCII case")
+    q = values["quantity"].lstrip("+-")
+    if len(q) == 9:
+        out.add("limit: quantity 9 digits")
+    if len(values["unit_price"].split(".")[0]) == 9:
+        out.add("limit: unit_price 9 digits")
+    whole, _, places = values["discount"].lstrip("+").partition(".")
+    if len(places) == 3:
+        out.add("limit: discount 3 places")
+    if len(whole) == 3:
+        out.add("limit: discount 3 integer digits")
+    m = _TIME_RE.fullmatch(values["event_time"])
+    assert m, values["event_time"]
+    year, sep, frac, zone = int(m[1]), m[4], m[8] or "", m[9]
+    if year in (c.YEAR_MIN, c.YEAR_MAX):
+        out.add(f"limit: year {year}")
+    if zone in ("+14:00", "-14:00"):
+        out.add(f"limit: offset {zone}")
+    if len(frac) == 6:
+        out.add("limit: fraction 6 digits")
+    if sep == " ":
+        out.add("class: space before time")
+    if (m[2], m[3]) == ("02", "29"):
+        out.add("clause: 29 February")
+    if sale.instant.date() != sale.local.date():
+        out.add("clause: local date is not the UTC date")
+    if sale.instant.year < c.YEAR_MIN:
+        out.add("clause: local 2000, UTC 1999")
+    return out

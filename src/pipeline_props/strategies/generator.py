@@ -28,14 +28,9 @@ from pipeline_props.strategies._datasets import (
     _render_file,
     _Row,
 )
-from pipeline_props.strategies._records import (
-    Sale,
-    Spelling,
-    _usd_half_cent_class,
-    format_cents,
-    half_cent_line,
-    spell,
-)
+from pipeline_props.strategies._amounts import half_cent_line
+from pipeline_props.strategies._amounts import usd_half_cent_class as _usd_half_cent_class
+from pipeline_props.strategies._records import Sale, Spelling, format_cents, spell
 from pipeline_props.strategies._render import PLAIN_HEADER, Cells, render_cell
 
 SCENARIOS: tuple[str, ...] = (
