@@ -86,6 +86,7 @@ class ClusterInjector(ErrorInjector):
         self._on_batch: dict[str, bool] = {}
         #: armed kind -> the brokers / daemons it killed, restarted by its undo
         self._fired_kills: dict[str, list[Any]] = {}
+        self._paused: set[int] = set()
 
     # -- addresses -------------------------------------------------------------------
     @property
@@ -122,11 +123,13 @@ class ClusterInjector(ErrorInjector):
             followers = self._followers()
             for b in followers:
                 b.pause()
+                self._paused.add(b.node_id)
             self.notes.append(f"{kind}: brokers {[b.node_id for b in followers]} SIGSTOPped")
 
             def resume() -> None:
                 for b in followers:
                     b.resume()
+                    self._paused.discard(b.node_id)
 
             return self._register(kind, {"nodes": [b.node_id for b in followers]}, resume)
         if kind == "spark_master_kill":
@@ -239,7 +242,11 @@ class ClusterInjector(ErrorInjector):
         if process.running():
             return
         if hasattr(process, "node_id"):
-            process.start(timeout=self.infra.infra.startup_timeout_s)
+            if self._paused:
+                # two of three controllers stopped: no quorum, the node cannot be ready until they resume
+                process.spawn()
+            else:
+                process.start(timeout=self.infra.infra.startup_timeout_s)
         else:
             self.spark_cluster.restart(process.role, timeout=self.infra.infra.startup_timeout_s)
         self.cluster.save_state()
@@ -253,6 +260,7 @@ class ClusterInjector(ErrorInjector):
             done.append(f"recover_all failed: {type(exc).__name__}: {str(exc)[:200]}")
         self.armed = SparkFaults()
         self._on_batch.clear()
+        self._paused.clear()
         for b in self.kafka_cluster.brokers:
             b.resume()
             if not b.running():
@@ -282,9 +290,37 @@ def cluster_session(settings: Any) -> tuple[ClusterServices, InfrastructureManag
     return cluster, infra, ClusterInjector(cluster, infra)
 
 
-def cluster_pipeline(infra: InfrastructureManager, injector: ClusterInjector, **kwargs: Any) -> Any:
-    """The reference pipeline for cluster faults: 1 partition, hooked sink, failover-proof producer."""
+def cluster_pipeline(infra: InfrastructureManager, injector: ClusterInjector, *,
+                     topic_config: dict[str, str] | None = None, **kwargs: Any) -> Any:
+    """The reference pipeline for cluster faults: 1 partition, hooked sink, failover-proof producer.
+
+    ``topic_config`` creates each namespace's topic with these topic-level
+    settings (``min.insync.replicas``, ``unclean.leader.election.enable``...),
+    which override the brokers' defaults for that topic alone.
+    """
     from pipeline_props.pipeline.reference import ReferencePipeline
 
+    class TopicConfigPipeline(ReferencePipeline):
+        def prepare(self, namespace: str) -> None:
+            if topic_config:
+                create_topic(self.infra.kafka_bootstrap, namespace, self.partitions, topic_config)
+            super().prepare(namespace)
+
     kwargs.setdefault("producer_config", dict(CLUSTER_PRODUCER_CONFIG))
-    return ReferencePipeline(infra, partitions=1, sink_factory=injector.sink_factory(), **kwargs)
+    kwargs.setdefault("sink_factory", injector.sink_factory())
+    return TopicConfigPipeline(infra, partitions=1, **kwargs)
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int, config: dict[str, str], timeout: float = 30.0) -> None:
+    """Create ``topic`` with topic-level ``config`` (replication: the brokers' default)."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
+    fut = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=-1, config=config)],
+                              operation_timeout=timeout)[topic]
+    try:
+        fut.result(timeout)
+    except KafkaException as exc:
+        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+            raise InfrastructureError("kafka cluster", f"cannot create topic {topic} with {config}: {exc}") from exc

@@ -35,10 +35,12 @@ from pipeline_props.infra.spark_cluster import SparkStandalone
 class ClusterServices:
     """The cluster's processes: start, reattach (from the state file), probe, stop by pid."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, state_dir: Path | None = None) -> None:
         self.settings = settings
         self.infra = settings.infrastructure
-        self.home = Path(self.infra.home)
+        self.home = Path(self.infra.home)  # also where the jar cache is
+        #: Where cluster.json lives (the home by default; a test keeps its own cluster apart).
+        self.state_dir = Path(state_dir) if state_dir else self.home
         self.root: Path | None = None
         self.kafka: KafkaCluster | None = None
         self.spark: SparkStandalone | None = None
@@ -46,7 +48,7 @@ class ClusterServices:
 
     @property
     def state_file(self) -> Path:
-        return self.home / "cluster.json"
+        return self.state_dir / "cluster.json"
 
     # -- addresses ---------------------------------------------------------------
     @property
@@ -84,9 +86,9 @@ class ClusterServices:
 
     # -- lifecycle ---------------------------------------------------------------
     @classmethod
-    def from_state(cls, settings: Settings) -> ClusterServices:
+    def from_state(cls, settings: Settings, *, state_dir: Path | None = None) -> ClusterServices:
         """Attach to the cluster on record (nothing is started); empty when none is."""
-        svc = cls(settings)
+        svc = cls(settings, state_dir=state_dir)
         state = svc._load_state()
         if state and Path(state.get("root", "")).exists():
             svc._attach(state)
@@ -127,7 +129,7 @@ class ClusterServices:
             "postgres": {"port": pg.port, "data_dir": str(pg.data_dir)},
             "saved_at": time.time(),
         }
-        self.home.mkdir(parents=True, exist_ok=True)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
         tmp.replace(self.state_file)

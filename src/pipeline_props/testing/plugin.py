@@ -40,9 +40,10 @@ MARKERS = {
     "spark": "needs a SparkSession (no broker)",
     "slow": "takes more than a minute",
     "snowflake": "the Snowflake target (dbt-snowflake against the fakesnow emulator or a real account)",
+    "cluster": "the cluster topology: 3 Kafka brokers, Spark standalone master + 2 workers (docs/cluster.md)",
 }
 SERVICE_FIXTURES = {"infrastructure", "kafka_bootstrap", "postgres_dsn", "shared_stream"}
-SERVICE_MARKERS = {"integration", "properties", "faults", "mutations", "snowflake"}
+SERVICE_MARKERS = {"integration", "properties", "faults", "mutations", "snowflake", "cluster"}
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -86,10 +87,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _skip_slow_outside_thorough(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """``slow`` tests run in the thorough profile, or when selected with ``-m``."""
+    """``slow`` tests run in the thorough profile, or when selected with ``-m`` (``-m cluster`` too:
+    asking for the cluster tests, which need a cluster, is asking for slow ones)."""
     from pipeline_props.testing.profiles import current_profile
 
-    if current_profile() == "thorough" or "slow" in (config.getoption("markexpr", "") or ""):
+    expr = config.getoption("markexpr", "") or ""
+    if current_profile() == "thorough" or "slow" in expr or "cluster" in expr:
         return
     skip = pytest.mark.skip(reason="slow: runs with --hypothesis-profile=thorough or -m slow")
     for item in items:
