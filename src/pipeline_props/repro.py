@@ -20,11 +20,14 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from pipeline_props.testing.protocol import PipelineUnderTest, StagedPipeline
 
 from pipeline_props.errors import EXIT_DIVERGENCE, EXIT_OK, InputError, UsageError
 
@@ -189,9 +192,9 @@ def replay(
     *,
     settings: Any,
     infra: Any = None,
-    pipeline: Any = None,
+    pipeline: PipelineUnderTest | None = None,
     warehouse: str | None = None,
-    echo: Any = print,
+    echo: Callable[[str], object] = print,
 ) -> int:
     """Run every dataset of a repro folder through the pipeline and the oracle again.
 
@@ -202,7 +205,10 @@ def replay(
     """
     from pipeline_props.errors import DivergenceError
     from pipeline_props.testing.properties import check_against_oracle, fresh_namespace
+    from pipeline_props.testing.protocol import PipelineUnderTest, require
 
+    if pipeline is not None:
+        require(pipeline, PipelineUnderTest, "replay")
     repro = read_repro(folder)
     owns = infra is None and pipeline is None
     if owns:
@@ -231,7 +237,7 @@ def replay(
             infra.cleanup()
 
 
-def make_pipeline(infra: Any, warehouse: str) -> Any:
+def make_pipeline(infra: Any, warehouse: str) -> StagedPipeline:
     """The shipped pipeline for ``warehouse``: postgres (ReferencePipeline), duckdb or snowflake."""
     if warehouse == "postgres":
         from pipeline_props.pipeline.reference import ReferencePipeline

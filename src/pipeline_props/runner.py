@@ -29,13 +29,21 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from pipeline_props.compare import Divergence, compare, write_table_csv
 from pipeline_props.config import Settings
 from pipeline_props.contract import INGESTION_AUDIT, OUTPUT_TABLES, REJECTED_ROWS
 from pipeline_props.errors import PipelinePropsError
 from pipeline_props.pipeline.ingest import check_headers, count_topic_messages
+from pipeline_props.testing.protocol import (
+    IngestReport,
+    PipelineUnderTest,
+    StagedPipeline,
+    TransformReport,
+    missing_members,
+    pipeline_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +113,7 @@ def run_dataset(
     *,
     settings: Settings,
     infra: Any = None,
-    pipeline: Any = None,
+    pipeline: PipelineUnderTest | None = None,
     run_id: str | None = None,
     seed: int | None = None,
     scenario: str | None = None,
@@ -115,7 +123,11 @@ def run_dataset(
     """Run ``files`` through the pipeline and the oracle; write the artifacts; never raise on a divergence.
 
     Raises InputError (exit 2) for a refused file before anything is sent, and
-    InfrastructureError when the services cannot run.
+    InfrastructureError when the services cannot run. A pipeline that offers
+    only the five methods of :class:`~pipeline_props.testing.protocol.PipelineUnderTest`
+    is run with ``wait_until_caught_up`` in place of the transform and model
+    stages; the Kafka and Spark validators and per-stage timings are then
+    skipped, and metadata.json's ``skipped`` says why.
     """
     from pipeline_props.oracles import run_oracle
     from pipeline_props.perf.monitor import PerformanceMonitor, run_metrics, write_run_report
@@ -162,22 +174,22 @@ def run_dataset(
         pipeline = make_pipeline(infra, settings.run.warehouse)
 
     success = False
+    gaps = missing_members(pipeline, StagedPipeline)
+    skipped = [] if not gaps else [
+        f"skipped: per-stage timings, kafka_messages.jsonl and the kafka and spark validators: "
+        f"pipeline {pipeline_name(pipeline)!r} offers no {', '.join(gaps)} (the StagedPipeline layer)"]
     try:
         pipeline.prepare(namespace)
-        step("ingest", "start")
-        with open(out / "kafka_messages.jsonl", "w", encoding="utf-8") as messages:
-            pipeline.messages_out = messages
-            try:
-                istats = pipeline.ingest(namespace, files)
-            finally:
-                pipeline.messages_out = None
-        step("ingest", "done")
-        step("transform", "start")
-        tstats = pipeline.transform(namespace)
-        step("transform", "done")
-        step("model", "start")
-        pipeline.model(namespace)
-        step("model", "done")
+        if gaps:
+            step("ingest", "start")
+            pipeline.ingest(namespace, files)
+            step("ingest", "done")
+            step("wait", "start")
+            pipeline.wait_until_caught_up(namespace)
+            step("wait", "done")
+        else:
+            staged = cast(StagedPipeline, pipeline)
+            istats, tstats = _run_stages(staged, namespace, files, out, step)
         step("export", "start")
         actual = pipeline.read_tables(namespace)
         step("export", "done")
@@ -188,24 +200,27 @@ def run_dataset(
             (out / "divergence.txt").write_text(divergence.render(), encoding="utf-8")
             (out / "divergence.json").write_text(json.dumps(divergence.to_json(), indent=2),
                                                  encoding="utf-8")
-        staging = pipeline.staging_counts(namespace)
         audit = _audit_dict(actual)
-        validation_data = {
-            "raw": {"files": istats.per_file},
-            "kafka": {"messages_produced": istats.acked,
-                      "messages_in_topic": count_topic_messages(infra.kafka_bootstrap, namespace),
-                      "rows_read": istats.records, "partitions": pipeline.partitions},
-            "spark": {"rows_in": tstats.rows,
-                      "rows_valid": staging["stg_events"], "rows_rejected": staging["stg_rejects"],
-                      "batches": tstats.batches},
-            "warehouse": {"tables": actual,
-                          "staging_rows": staging["stg_events"] + staging["stg_rejects"]},
-        }
+        validation_data: dict[str, Any] = {"warehouse": {"tables": actual}}
+        if not gaps:
+            staging = staged.staging_counts(namespace)
+            validation_data = {
+                "raw": {"files": istats.per_file},
+                "kafka": {"messages_produced": istats.acked,
+                          "messages_in_topic": count_topic_messages(infra.kafka_bootstrap, namespace),
+                          "rows_read": istats.records, "partitions": pipeline.partitions},
+                "spark": {"rows_in": tstats.rows,
+                          "rows_valid": staging["stg_events"], "rows_rejected": staging["stg_rejects"],
+                          "batches": tstats.batches},
+                "warehouse": {"tables": actual,
+                              "staging_rows": staging["stg_events"] + staging["stg_rejects"]},
+            }
         summary = PipelineValidator(settings.pipeline_stages).validate_pipeline_run(run_id, validation_data)
         summary.write_json(out / "validation_report.json")
         summary_dict = summary.to_dict()
 
-        timings.update(pipeline.timings.get(namespace).seconds if namespace in pipeline.timings else {})
+        if not gaps and namespace in staged.timings:
+            timings.update(staged.timings[namespace].seconds)
         timings["total"] = time.perf_counter() - t_all
         perf = run_metrics(monitor, run_id=run_id, namespace=namespace, pipeline=pipeline, infra=infra,
                            timings=timings, validation_data=validation_data)
@@ -217,7 +232,7 @@ def run_dataset(
             "approx_lines": total_rows_hint,
             "pipeline": getattr(pipeline, "name", type(pipeline).__name__),
             "versions": versions(), "config": settings.redacted(),
-            "schema_drift": drift,
+            "schema_drift": drift, "skipped": skipped,
             "created_at": datetime.now(timezone.utc).isoformat(),
         }
         (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
@@ -236,6 +251,26 @@ def run_dataset(
                 log.warning("cleanup of %s failed: %s", namespace, exc)
         if owns_infra:
             infra.cleanup()
+
+
+def _run_stages(pipeline: StagedPipeline, namespace: str, files: Sequence[tuple[str, bytes]], out: Path,
+                step: Progress) -> tuple[IngestReport, TransformReport]:
+    """ingest (messages into kafka_messages.jsonl), transform and model, one stage at a time."""
+    step("ingest", "start")
+    with open(out / "kafka_messages.jsonl", "w", encoding="utf-8") as messages:
+        pipeline.messages_out = messages
+        try:
+            istats = pipeline.ingest(namespace, files)
+        finally:
+            pipeline.messages_out = None
+    step("ingest", "done")
+    step("transform", "start")
+    tstats = pipeline.transform(namespace)
+    step("transform", "done")
+    step("model", "start")
+    pipeline.model(namespace)
+    step("model", "done")
+    return istats, tstats
 
 
 def rejected_by_reason(tables: dict[str, list[tuple]]) -> dict[str, int]:

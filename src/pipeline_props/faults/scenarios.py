@@ -40,6 +40,7 @@ from pipeline_props.faults.injector import (
     unmount_tmpfs,
 )
 from pipeline_props.infra import InfrastructureManager
+from pipeline_props.testing.protocol import FaultHooks, missing_members, pipeline_name, require
 
 PLAIN_HEADER = (",".join(C.COLUMNS) + "\n").encode()
 
@@ -88,13 +89,15 @@ class FaultHarness:
     """One namespace of the real pipeline run under an :class:`ErrorInjector`."""
 
     def __init__(self, infra: InfrastructureManager, injector: ErrorInjector, *,
-                 pipeline: Any = None, namespace: str | None = None,
+                 pipeline: FaultHooks | None = None, namespace: str | None = None,
                  stream_timeout_s: float = 300.0, stop_timeout_s: float = QUERY_STOP_TIMEOUT_S) -> None:
         from pipeline_props.pipeline.reference import ReferencePipeline
 
+        if pipeline is not None:
+            require(pipeline, FaultHooks, "the fault harness")
         self.infra = infra
         self.injector = injector
-        self.pipeline = pipeline or ReferencePipeline(infra, partitions=1)
+        self.pipeline: FaultHooks = pipeline or ReferencePipeline(infra, partitions=1)
         self.ns = namespace or f"pp_f{uuid.uuid4().hex[:10]}"
         self.stream_timeout_s = stream_timeout_s
         self.stop_timeout_s = stop_timeout_s
@@ -534,6 +537,8 @@ class ScenarioResult:
     findings: dict[str, Any] = field(default_factory=dict)
     error: str = ""
     notes: list[str] = field(default_factory=list)
+    #: Why the scenario did not run for this pipeline ("skipped: ..."); empty when it ran.
+    skipped: str = ""
 
     @property
     def passed(self) -> bool:
@@ -847,6 +852,27 @@ def _kill_driver(ctx: ScenarioContext, kill_at: str) -> None:
     ctx.recover(eid)
 
 
+#: Scenarios that SIGKILL a driver process of their own (faults/driver.py): it runs the
+#: reference transform and StagingSink, so only a pipeline with that sink has one to kill.
+NEEDS_DRIVER_PROCESS = frozenset({"spark_driver_kill", "spark_driver_kill_after_write"})
+
+
+def unsupported(name: str, pipeline: object) -> str:
+    """Why scenario ``name`` cannot run against ``pipeline`` ("skipped: ..."), or "" when it can."""
+    from pipeline_props.pipeline.staging import StagingSink
+
+    gaps = missing_members(pipeline, FaultHooks)
+    if gaps:
+        return (f"skipped: the fault harness needs the FaultHooks layer, and pipeline "
+                f"{pipeline_name(pipeline)!r} offers no {', '.join(gaps)} (docs/own-pipeline.md)")
+    sink = getattr(pipeline, "sink_factory", None)
+    if name in NEEDS_DRIVER_PROCESS and sink is not StagingSink:
+        return (f"skipped: the pipeline offers no driver process to kill: the separate driver runs the "
+                f"reference transform and StagingSink, and pipeline {pipeline_name(pipeline)!r} "
+                f"stages through {getattr(sink, '__name__', type(sink).__name__)}")
+    return ""
+
+
 #: FaultHarness.prepare() arguments of the scenarios that need a resource set up first.
 _PREPARE: dict[str, dict[str, str]] = {
     "disk_full": {"checkpoint_tmpfs": "4m"},
@@ -855,10 +881,19 @@ _PREPARE: dict[str, dict[str, str]] = {
 
 
 def run_scenario(name: str, infra: InfrastructureManager, *, injector: ErrorInjector | None = None,
-                 rows: int = 60, seed: int = 1, pipeline: Any = None) -> ScenarioResult:
-    """Run one registered scenario end to end; every fault is undone in ``finally``."""
+                 rows: int = 60, seed: int = 1, pipeline: FaultHooks | None = None) -> ScenarioResult:
+    """Run one registered scenario end to end; every fault is undone in ``finally``.
+
+    A ``pipeline`` that cannot run it (see :func:`unsupported`) gives a result
+    whose ``skipped`` says why; nothing is started for it.
+    """
     if name not in SCENARIOS:
         raise UsageError(f"unknown scenario {name!r}; known: {', '.join(SCENARIOS)}")
+    why = unsupported(name, pipeline) if pipeline is not None else ""
+    if why:
+        return ScenarioResult(name=name, recovered=False, recovery_seconds=0.0, records_lost=0,
+                              records_duplicated=0, records_phantom=0, tables_equal=False,
+                              fault_observed="", seconds=0.0, skipped=why)
     scenario = SCENARIOS[name]
     own = injector is None
     inj = injector or ErrorInjector(infra)
@@ -942,5 +977,5 @@ def _remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
-__all__ = ["CORRUPT_VALUES", "SCENARIOS", "Batch", "ErrorScenario", "FaultHarness", "ScenarioContext",
-           "ScenarioResult", "StreamOutcome", "register", "run_scenario", "write_report"]
+__all__ = ["CORRUPT_VALUES", "NEEDS_DRIVER_PROCESS", "SCENARIOS", "Batch", "ErrorScenario", "FaultHarness", "ScenarioContext",
+           "ScenarioResult", "StreamOutcome", "register", "run_scenario", "unsupported", "write_report"]
