@@ -8,7 +8,6 @@ column" is that column), or one malformation of section 1.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,6 +19,8 @@ from hypothesis.errors import InvalidArgument
 from pipeline_props import contract as c
 from pipeline_props.strategies._records import note, sales, spell
 from pipeline_props.strategies._render import Cells, render_record
+from pipeline_props.strategies._coverage import TEXT_COLUMNS as _TEXT_COLUMNS
+from pipeline_props.strategies._coverage import bad_value_labels
 from pipeline_props.strategies._text import BAD_TEXT_KINDS, CONTROLS, bad_text_ids
 
 #: Columns each reason code of section 2 applies to.
@@ -127,7 +128,6 @@ for _col in ("order_id", "customer_id", "product_id", "category"):
     _BAD_VALUES[(c.INVALID_FORMAT, _col)] = _TEXT_BAD
 
 _BLANKS = ("", " ", "\t", "  \t ")
-_TEXT_COLUMNS = ("order_id", "customer_id", "product_id", "category")
 _BAD_TEXT = bad_text_ids()
 _BAD_TEXT_OF = {kind: bad_text_ids(kind) for kind in BAD_TEXT_KINDS}
 
@@ -177,60 +177,6 @@ def _bad_value(reason: str, column: str) -> st.SearchStrategy[str]:
     if column in _TEXT_COLUMNS:
         return st.one_of(values, _BAD_TEXT)
     return values
-
-
-_NUMBERS = re.compile(r"[+-]?(\d*)(?:\.(\d*))?")
-_TIME = re.compile(r"(\d{4})-\d\d-\d\d[T ](\d\d):\d\d:(\d\d)(?:\.(\d*))?(Z|[+-]\d\d:\d\d)?")
-
-
-def bad_value_labels(reason: str, column: str, value: str) -> set[str]:
-    """The bound or character class a rejected value crosses, as coverage labels."""
-    v = value.strip(" \t")
-    out: set[str] = set()
-    if reason == c.MISSING_FIELD:
-        return {"class: blank of spaces and tabs"} if value else set()
-    if any(ch.isdigit() and not ch.isascii() for ch in v) and column not in _TEXT_COLUMNS:
-        out.add("class: non-ASCII digit")
-    if column in _TEXT_COLUMNS:
-        if len(v) == c.ID_MAX_CODE_POINTS + 1:
-            out.add("limit: id 65 code points")
-        for label, chars in CONTROLS.items():
-            if any(ch in v for ch in chars):
-                out |= {f"class: text with {label}", "class: text with a control character"}
-    elif column == "event_id":
-        if len(v) == c.ID_MAX_CODE_POINTS + 1:
-            out.add("limit: event_id 65 chars")
-        out.add("class: event_id non-ASCII" if not v.isascii() else "class: event_id other char")
-    elif column in ("region", "channel", "currency"):
-        if not v.isascii():
-            out.add("class: code with a non-ASCII look-alike")
-    elif column in ("quantity", "unit_price", "discount"):
-        m = _NUMBERS.fullmatch(v)
-        if m and m[1].isascii() and (m[2] or "").isascii():
-            whole, places = m[1], m[2] or ""
-            limits = {"quantity": (9, 0), "unit_price": (9, 2), "discount": (3, 3)}[column]
-            if len(whole) == limits[0] + 1:
-                out.add(f"limit: {column} {limits[0] + 1} digits")
-            if limits[1] and len(places) == limits[1] + 1:
-                out.add(f"limit: {column} {limits[1] + 1} places")
-            if reason == c.OUT_OF_RANGE and column == "quantity" and int(v) == 0:
-                out.add("limit: quantity 0")
-            elif reason == c.OUT_OF_RANGE and v in ("100001", "-100001", "-0.01", "1000000.01",
-                                                    "1.001", "-0.001"):
-                out.add(f"limit: {column} {v}")
-    else:
-        m = _TIME.fullmatch(v)
-        if m and reason == c.OUT_OF_RANGE and m[1] in ("1999", "2100"):
-            out.add(f"limit: year {m[1]}")
-        elif m and m[5] in ("+14:01", "-14:01"):
-            out.add("limit: offset past 14:00")
-        elif m and len(m[4] or "") == 7:
-            out.add("limit: fraction 7 digits")
-        elif m and not m[5]:
-            out.add("clause: no offset")
-        elif v.startswith("2023-02-29"):
-            out.add("limit: 29 February in a common year")
-    return out
 
 
 _BAD_UTF8 = (b"\xff", b"\x80", b"\xc3", b"\xe2\x82", b"\xc0\xaf", b"\xed\xa0\x80",

@@ -1,13 +1,20 @@
-"""The clauses generation must reach: every ``event()`` label a coverage run must see.
+"""The clauses generation must reach, and the labels of rejected values.
 
+:data:`COVERAGE_LABELS` lists every ``event()`` label a coverage run of
 ``sales_datasets(max_rows=12, files=(1, 2), error_rate=0.25, duplicate_rate=0.25)``
-must show each of these within 200 examples (tests/unit/test_generation_coverage.py).
-Grouped by what they cover; docs/properties.md lists them too.
+must see (tests/unit/test_generation_coverage.py; docs/properties.md lists
+them too). :func:`bad_value_labels` names the bound or character class a
+rejected value crosses.
 """
 
 from __future__ import annotations
 
+import re
+
 from pipeline_props import contract as c
+from pipeline_props.strategies._text import CONTROLS
+
+TEXT_COLUMNS = ("order_id", "customer_id", "product_id", "category")
 
 COVERAGE_LABELS: dict[str, tuple[str, ...]] = {
     # Each bound of section 2, valid side then the value just past it.
@@ -89,3 +96,57 @@ def missing_labels(seen: set[str]) -> list[str]:
             if not (any(s.startswith(label) for s in seen) if prefix else label in seen):
                 missing.append(label)
     return missing
+
+
+_NUMBERS = re.compile(r"[+-]?(\d*)(?:\.(\d*))?")
+_TIME = re.compile(r"(\d{4})-\d\d-\d\d[T ](\d\d):\d\d:(\d\d)(?:\.(\d*))?(Z|[+-]\d\d:\d\d)?")
+
+
+def bad_value_labels(reason: str, column: str, value: str) -> set[str]:
+    """The bound or character class a rejected value crosses, as coverage labels."""
+    v = value.strip(" \t")
+    out: set[str] = set()
+    if reason == c.MISSING_FIELD:
+        return {"class: blank of spaces and tabs"} if value else set()
+    if any(ch.isdigit() and not ch.isascii() for ch in v) and column not in TEXT_COLUMNS:
+        out.add("class: non-ASCII digit")
+    if column in TEXT_COLUMNS:
+        if len(v) == c.ID_MAX_CODE_POINTS + 1:
+            out.add("limit: id 65 code points")
+        for label, chars in CONTROLS.items():
+            if any(ch in v for ch in chars):
+                out |= {f"class: text with {label}", "class: text with a control character"}
+    elif column == "event_id":
+        if len(v) == c.ID_MAX_CODE_POINTS + 1:
+            out.add("limit: event_id 65 chars")
+        out.add("class: event_id non-ASCII" if not v.isascii() else "class: event_id other char")
+    elif column in ("region", "channel", "currency"):
+        if not v.isascii():
+            out.add("class: code with a non-ASCII look-alike")
+    elif column in ("quantity", "unit_price", "discount"):
+        m = _NUMBERS.fullmatch(v)
+        if m and m[1].isascii() and (m[2] or "").isascii():
+            whole, places = m[1], m[2] or ""
+            limits = {"quantity": (9, 0), "unit_price": (9, 2), "discount": (3, 3)}[column]
+            if len(whole) == limits[0] + 1:
+                out.add(f"limit: {column} {limits[0] + 1} digits")
+            if limits[1] and len(places) == limits[1] + 1:
+                out.add(f"limit: {column} {limits[1] + 1} places")
+            if reason == c.OUT_OF_RANGE and column == "quantity" and int(v) == 0:
+                out.add("limit: quantity 0")
+            elif reason == c.OUT_OF_RANGE and v in ("100001", "-100001", "-0.01", "1000000.01",
+                                                    "1.001", "-0.001"):
+                out.add(f"limit: {column} {v}")
+    else:
+        m = _TIME.fullmatch(v)
+        if m and reason == c.OUT_OF_RANGE and m[1] in ("1999", "2100"):
+            out.add(f"limit: year {m[1]}")
+        elif m and m[5] in ("+14:01", "-14:01"):
+            out.add("limit: offset past 14:00")
+        elif m and len(m[4] or "") == 7:
+            out.add("limit: fraction 7 digits")
+        elif m and not m[5]:
+            out.add("clause: no offset")
+        elif v.startswith("2023-02-29"):
+            out.add("limit: 29 February in a common year")
+    return out

@@ -14,12 +14,8 @@ from hypothesis import strategies as st
 
 from pipeline_props import contract as c
 from pipeline_props.strategies._amounts import line_amount_x1000, usd_half_cent
-from pipeline_props.strategies._corruptions import (
-    CorruptRecord,
-    any_corruption,
-    bad_value_labels,
-    rejected_values,
-)
+from pipeline_props.strategies._corruptions import CorruptRecord, any_corruption, rejected_values
+from pipeline_props.strategies._coverage import bad_value_labels
 from pipeline_props.strategies._formats import (
     _LOOKS,
     PLAIN_LOOK,
