@@ -93,3 +93,22 @@ def test_the_refund_bug_is_caught_and_shrunk_to_one_refund(with_refund_bug: CsvL
     shrunk = SalesDataset(files=files)
     assert shrunk.row_count <= 2, shrunk  # a sale and its refund, at most
     assert b",-" in files[0][1], "a refund (negative quantity) is left"
+
+
+def test_run_dataset_drives_a_five_method_pipeline(csv_lines_pipeline: CsvLinesPipeline,
+                                                   infrastructure: object, tmp_path: Path) -> None:
+    """`run_dataset` (the job behind `pipeline-props run`) on layer 1: tables compared, stage checks skipped."""
+    import json
+
+    from pipeline_props.config import load_settings
+    from pipeline_props.runner import run_dataset
+
+    settings = load_settings(overrides={"run": {"artifacts_dir": str(tmp_path)}})
+    header = b"event_id,order_id,customer_id,product_id,category,region,channel,quantity,unit_price," \
+             b"discount,currency,event_time\n"
+    files = [("sales.csv", header + b"e1,o1,c1,p1,toys,NA,online,2,1.05,,USD,2024-01-01T00:00:00Z\n")]
+    result = run_dataset(files, settings=settings, infra=infrastructure, pipeline=csv_lines_pipeline)
+    assert result.verdict == "HELD", result.validation_summary
+    meta = json.loads((result.artifacts_dir / "metadata.json").read_text())
+    assert meta["skipped"][0].startswith("skipped: per-stage timings, kafka_messages.jsonl and the kafka")
+    assert "offers no partitions, messages_out, timings, transform" in meta["skipped"][0]
