@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from pipeline_props import contract as c
-from pipeline_props.strategies._records import note, sales, spell
+from pipeline_props.strategies._keys import PLAIN_CATEGORIES, Keys, Order
+from pipeline_props.strategies._records import note, sale_line, spell
 from pipeline_props.strategies._render import Cells, render_record
 from pipeline_props.strategies._coverage import TEXT_COLUMNS as _TEXT_COLUMNS
 from pipeline_props.strategies._coverage import bad_value_labels
@@ -182,16 +183,21 @@ def _bad_value(reason: str, column: str) -> st.SearchStrategy[str]:
 _BAD_UTF8 = (b"\xff", b"\x80", b"\xc3", b"\xe2\x82", b"\xc0\xaf", b"\xed\xa0\x80",
              b"\xf4\x90\x80\x80", b"\xfe\xfe")
 
-_PLAIN_SALES = sales(customers=("c0", "c1", "c2"), products=("p0", "p1", "p2"),
-                     start_date=date(2024, 1, 1), end_date=date(2024, 12, 31),
-                     edge_cases=False)
+# Fixed pools for the valid rest of a corrupted record: drawing a dataset's worth of
+# pools per record would add dozens of choices to each row for the shrinker.
+_PLAIN_KEYS = Keys(
+    orders=tuple(Order(f"o{i}", i % 3, i % 3, c.REGIONS[i % 4], c.CHANNELS[i % 3],
+                       c.CURRENCIES[i % 5]) for i in range(10)),
+    customers=("c0", "c1", "c2"), products=("p0", "p1", "p2"), product_category=(0, 1, 2),
+    categories=PLAIN_CATEGORIES[:3], days=(date(2024, 1, 1), date(2024, 2, 29), date(2024, 12, 31)),
+)
 
 
 _EVENT_NUMBERS = st.integers(0, 999)
 
 
 def _base_values(draw: st.DrawFn) -> dict[str, str]:
-    sale = draw(_PLAIN_SALES)
+    sale = sale_line(draw, _PLAIN_KEYS, edge_cases=False)
     return spell(sale, event_id=f"e{draw(_EVENT_NUMBERS)}")
 
 
