@@ -138,6 +138,8 @@ def services_compose(
 @app.command()
 def run(
     input_files: Annotated[Optional[list[Path]], typer.Option("--input", "-i", help="CSV file(s) to run.")] = None,
+    files: Annotated[list[Path] | None, typer.Argument(
+        help="More CSV files: `run --input a.csv b.csv` or `run a.csv b.csv`.", show_default=False)] = None,
     test: Annotated[Optional[str], typer.Option("--test", help="Generate a scenario (or 'all').")] = None,
     record_count: Annotated[int, typer.Option("--record-count", "-n", min=0)] = 1000,
     seed: Annotated[int, typer.Option("--seed")] = 42,
@@ -149,6 +151,9 @@ def run(
     )] = None,
     config: ConfigOpt = None,
     log_level: LogLevelOpt = None,
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", "-v", help="Logs (Spark, Kafka, dbt, Python) on the terminal instead of "
+                                "artifacts/<run_id>/logs/ only.")] = False,
 ) -> None:
     """Run a dataset through Kafka -> Spark -> Postgres -> dbt and the DuckDB oracle, and compare.
 
@@ -163,6 +168,7 @@ def run(
     if warehouse is not None:
         overrides.setdefault("run", {})["warehouse"] = warehouse
     settings = _settings(config, log_level, overrides)
+    input_files = [*(input_files or []), *(files or [])]
     if bool(input_files) == bool(test):
         raise UsageError("give either --input FILE [...] or --test SCENARIO (one of them)")
     datasets: list[tuple[str | None, list[tuple[str, bytes]]]] = []
@@ -178,43 +184,49 @@ def run(
         for name in names:
             dataset = gen.generate_test_scenario_data(name, record_count)  # raises on unknown names
             datasets.append((name, list(dataset.files)))
-    failed = _run_datasets(datasets, settings, seed=seed, keep=keep)
+    failed = _run_datasets(datasets, settings, seed=seed, keep=keep, verbose=verbose)
     raise typer.Exit(1 if failed else 0)
 
 
 def _run_datasets(datasets: list[tuple[str | None, list[tuple[str, bytes]]]], settings: Settings,
-                  *, seed: int, keep: bool) -> int:
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
+                  *, seed: int, keep: bool, verbose: bool = False) -> int:
+    from pipeline_props.cli_display import StageProgress, quiet_terminal
     from pipeline_props.infra import InfrastructureManager
+    from pipeline_props.logcapture import LOG_NAME, copy_segment
     from pipeline_props.pipeline.ingest import check_headers
-    from pipeline_props.runner import run_dataset
+    from pipeline_props.runner import new_run_id, run_dataset
 
     for _, files in datasets:
         check_headers(files)  # refuse bad input before starting anything
+    run_ids = [new_run_id() for _ in datasets]
+    # One log for the whole command, in the first run's folder: the JVM keeps the descriptors it
+    # started with. Each later run gets a copy of its own part.
+    artifacts = Path(settings.run.artifacts_dir)
+    log_path = artifacts / run_ids[0] / "logs" / LOG_NAME
     failed = 0
     infra = InfrastructureManager(settings)
-    try:
-        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
-                      console=err_console, transient=True) as bar:
-            task = bar.add_task("starting services", total=None)
+    with quiet_terminal(log_path, [console, err_console], verbose=verbose, err_console=err_console) as capture, \
+            StageProgress(err_console) as bar:
+        try:
+            services = bar.callback("")
+            services("starting services", "start")
             infra.start_services()
             infra.wait_for_readiness()
-            for scenario, files in datasets:
+            services("starting services", "done")
+            for run_id, (scenario, files) in zip(run_ids, datasets):
                 label = scenario or ", ".join(n for n, _ in files)
-
-                def progress(stage: str, what: str, label: str = label) -> None:
-                    if what == "start":
-                        bar.update(task, description=f"{label}: {stage}")
-
-                result = run_dataset(files, settings=settings, infra=infra, seed=seed,
-                                     scenario=scenario, keep=keep, progress=progress)
+                start = capture.offset() if capture else 0
+                try:
+                    result = run_dataset(files, settings=settings, infra=infra, seed=seed, run_id=run_id,
+                                         scenario=scenario, keep=keep, progress=bar.callback(label))
+                finally:
+                    if capture is not None and run_id != run_ids[0]:
+                        copy_segment(log_path, start, artifacts / run_id / "logs" / LOG_NAME)
                 bar.stop()
                 _print_summary(result, label)
-                bar.start()
                 failed += not result.success
-    finally:
-        infra.cleanup()
+        finally:
+            infra.cleanup()
     return failed
 
 

@@ -92,6 +92,8 @@ def get_spark_session(infra: InfrastructureSettings | None = None) -> SparkSessi
             raise InfrastructureError("spark", f"pyspark is not importable: {exc}",
                                       hint="pip install -e . (or ./dev setup)") from exc
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        # The driver binds 127.0.0.1 anyway; without this Spark warns that the hostname resolves to loopback.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
         check_master(infra.spark_master)
         builder = SparkSession.builder
         for key, value in spark_conf(infra).items():
