@@ -118,10 +118,14 @@ def test_cli_run_happy_path_writes_the_artifacts(infrastructure: InfrastructureM
     assert proc.returncode == 0, output[-4000:]
     assert "HELD" in proc.stdout
     assert SECRET not in output
+    # a quiet terminal: the summary only (no progress display on a pipe); the rest is in logs/
+    assert proc.stderr.strip() == "", proc.stderr[-2000:]
+    assert not any(word in proc.stdout for word in ("WARN", "log4j", "INFO")), proc.stdout
 
     runs = list(artifacts.iterdir())
     assert len(runs) == 1, runs
     run = runs[0]
+    assert (run / "logs" / "pipeline-props.log").stat().st_size > 0  # Spark's banners, the INFO logs
     files = list(DataGenerator(DataGenerationConfig(seed=SEED)).generate_test_scenario_data(
         "happy_path", RECORDS).files)
     oracle = run_oracle(files)
