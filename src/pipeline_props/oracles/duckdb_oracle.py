@@ -183,8 +183,8 @@ def _files_table(names: Sequence[str]) -> pa.Table:
 
 #: Rows per Arrow record batch handed to DuckDB (a multiple of its 2048-row vectors).
 _BATCH_ROWS = 64 * 2048
-_INTERMEDIATE_VIEWS: tuple[str, ...] = ("checked",)
-_INTERMEDIATE_TABLES: tuple[str, ...] = ("facts", "candidates", "versions", "accepted", "rejected")
+_INTERMEDIATE_VIEWS: tuple[str, ...] = ("checked", "candidates", "accepted")
+_INTERMEDIATE_TABLES: tuple[str, ...] = ("repeated", "facts", "versions", "rejected")
 _REGISTERED: tuple[str, ...] = ("records", "files")
 _local = threading.local()
 
@@ -213,9 +213,9 @@ def _build(
 ) -> tuple[duckdb.DuckDBPyConnection, list[tuple[str, Header]]]:
     """Check every header, then load the records into DuckDB.
 
-    Builds the macro checked_rows, the view checked and the tables facts,
-    candidates, versions, accepted and rejected (records and files are
-    registered Arrow tables) in ``con``, or in a new in-memory DuckDB that
+    Builds the macro checked_rows, the views checked, candidates and
+    accepted, and the tables repeated, facts, versions and rejected (records
+    and files are registered Arrow tables) in ``con``, or in a new in-memory DuckDB that
     the caller closes. ``full_split`` sends every file through the splitter
     (tests compare it with the fast path).
     """
@@ -240,6 +240,9 @@ def _build(
         # for an Arrow table that becomes a pyarrow filter, which has no
         # kernel for string views. Without it, callers may still join records.
         con.execute("SET disabled_optimizers = 'join_filter_pushdown'")
+        # every output query sorts; unordered inserts let facts be written by
+        # both threads without reassembling records' order
+        con.execute("SET preserve_insertion_order = false")
         records = pa.concat_tables(tables) if tables else _RECORDS_SCHEMA.empty_table()
         # rid: the record's row in records, the key the SQL joins on
         records = records.add_column(0, "rid", pa.array(np.arange(len(records), dtype=np.int64)))
@@ -248,10 +251,8 @@ def _build(
         con.register("records", records)
         con.register("files", _files_table([name for name, _ in headers]))
         con.execute(load_sql("checked.sql"))
-        (candidates,) = con.execute(load_sql("facts.sql")).fetchone()
-        if candidates:
-            con.execute(load_sql("versions.sql"))
-        con.execute(load_sql("events.sql"))
+        for script in ("facts.sql", "versions.sql", "events.sql"):
+            con.execute(load_sql(script))
     except BaseException:
         if own:
             con.close()

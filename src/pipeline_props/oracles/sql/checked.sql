@@ -114,7 +114,7 @@ WITH formats AS (
     FROM zones
 )
 SELECT
-    rid, file_index, record_number, reason,
+    rid, file_index, record_number, raw, reason,
     event_id, order_id, customer_id, product_id, category,
     region_norm AS region, channel_norm AS channel, q AS quantity, p AS unit_price,
     d AS discount, currency_norm AS currency, region_code, channel_code, currency_code,

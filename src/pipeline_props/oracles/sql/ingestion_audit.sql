@@ -13,7 +13,7 @@ SELECT
     rj.conflicting_duplicate AS rejected_conflicting_duplicate
 FROM (SELECT count(*) AS n FROM records) AS rd,
      (SELECT count(*) AS n FROM accepted) AS ac,
-     (SELECT count(*) AS n FROM facts WHERE verdict = 'copy') AS dup,
+     (SELECT count(*) AS n FROM versions WHERE verdict = 'copy') AS dup,
      (SELECT
           count(*) AS total,
           count(*) FILTER (WHERE reason = {{MALFORMED_ROW}}) AS malformed_row,
