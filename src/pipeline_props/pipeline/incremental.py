@@ -33,6 +33,7 @@ __all__ = ["ArrivalPlan", "IncrementalPipeline", "Step", "plan_arrivals", "run_a
 Files = Sequence[tuple[str, bytes]]
 #: A header-only file: sends nothing, but takes a file_index (see ArrivalPlan.ingest_files).
 _HEADER_ONLY = (",".join(C.COLUMNS) + "\n").encode()
+_STAND_IN = "(arrived earlier"
 
 
 class IncrementalPipeline(ReferencePipeline):
@@ -116,7 +117,7 @@ class ArrivalPlan:
         batch's parts to their file_index in the arrival sequence.
         """
         earlier = sum(len(b) for b in self.batches[:step])
-        return [(f"(arrived earlier {i})", _HEADER_ONLY) for i in range(earlier)] + list(self.batches[step])
+        return [(f"{_STAND_IN} {i})", _HEADER_ONLY) for i in range(earlier)] + list(self.batches[step])
 
     def describe(self) -> str:
         """One line per batch: its parts and their record counts."""
@@ -129,8 +130,9 @@ class ArrivalPlan:
         return "\n".join(lines)
 
 
-def plan_arrivals(files: Files, batch_of: Sequence[int], k: int) -> ArrivalPlan:
-    """Deal every file's records into ``k`` batches: record ``i`` (counted over the dataset) goes to ``batch_of[i % len]  % k``.
+def plan_arrivals(files: Files, shifts: Sequence[int], k: int) -> ArrivalPlan:
+    """Deal every file's records into ``k`` batches: record ``i`` (counted over the dataset) goes to
+    batch ``(i + shifts[i % len(shifts)]) % k``, so ``shifts=[0]`` deals them round robin.
 
     One part file per (file, batch) with records, named ``<stem>.b<batch>.<suffix>``,
     holding the file's header and those records in file order; a file
@@ -141,20 +143,19 @@ def plan_arrivals(files: Files, batch_of: Sequence[int], k: int) -> ArrivalPlan:
 
     if k < 1:
         raise UsageError(f"plan_arrivals: k={k} must be at least 1")
-    choose = list(batch_of) or [0]
+    shift = list(shifts) or [0]
     batches: list[list[tuple[str, bytes]]] = [[] for _ in range(k)]
     counter = 0
     for name, data in files:
         head, records = record_slices(data)
         if not records:
-            batches[choose[counter % len(choose)] % k].append((name, data))
-            counter += 1
+            batches[(counter + shift[counter % len(shift)]) % k].append((name, data))
             continue
         if not head.endswith((b"\n", b"\r")):
             head += b"\n"
         owners = []
         for _ in records:
-            owners.append(choose[counter % len(choose)] % k)
+            owners.append((counter + shift[counter % len(shift)]) % k)
             counter += 1
         stem, dot, suffix = name.rpartition(".")
         for b in range(k):
@@ -176,10 +177,15 @@ class Step:
     expected: TableSet
     divergence: Divergence
     seconds: dict[str, float] = field(default_factory=dict)
+    #: The model stage's error (failing dbt data tests, say) when the run went on after it.
+    model_error: str | None = None
+    #: The batch's ingest stats (None for a batch with nothing new) and transform stats.
+    ingest: Any = None
+    transform: Any = None
 
     @property
     def ok(self) -> bool:
-        return self.divergence.ok
+        return self.divergence.ok and self.model_error is None
 
     def summary(self) -> dict[str, Any]:
         """The step for reports (JSON): counts, verdict, the divergence rendered."""
@@ -188,24 +194,28 @@ class Step:
                 "held": self.ok, "rows": {t: len(r) for t, r in self.tables.items()},
                 "audit": {k: int(v) for k, v in audit.items()},
                 "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+                "model_error": self.model_error,
                 "divergence": None if self.ok else self.divergence.render(max_rows=20)}
 
 
 def run_arrivals(pipeline: Any, namespace: str, plan: ArrivalPlan, *,
-                 oracle: Callable[[Files], TableSet] | None = None,
-                 on_step: Callable[[Step], None] | None = None) -> list[Step]:
+                 expected: Callable[[int], TableSet] | None = None,
+                 on_step: Callable[[Step], None] | None = None,
+                 keep_going: bool = False) -> list[Step]:
     """Every batch of ``plan`` through ``pipeline`` (prepared ``namespace``), the marts read after each.
 
-    The caller prepares and cleans up the namespace. ``oracle`` (default: the
-    DuckDB oracle's tables) gives the expected tables of the parts arrived so
-    far; an empty batch still runs the transform and the model (a rerun with
-    no new data).
+    The caller prepares and cleans up the namespace. ``expected(k)`` (default:
+    the DuckDB oracle over ``plan.arrived(k)``) gives the expected tables after
+    batch ``k`` (0-based); an empty batch still runs the transform and the
+    model (a rerun with no new data). With ``keep_going`` a model stage that
+    fails (its data tests, say) is recorded in the step and the tables are
+    read all the same.
     """
-    if oracle is None:
+    if expected is None:
         from pipeline_props.oracles import run_oracle
 
-        def oracle(files: Files) -> TableSet:
-            return run_oracle(files).tables
+        def expected(k: int) -> TableSet:
+            return run_oracle(plan.arrived(k)).tables
 
     from pipeline_props.testing.properties import record_slices
 
@@ -213,23 +223,66 @@ def run_arrivals(pipeline: Any, namespace: str, plan: ArrivalPlan, *,
     for k, batch in enumerate(plan.batches):
         seconds: dict[str, float] = {}
         t0 = time.perf_counter()
-        if batch:
-            pipeline.ingest(namespace, plan.ingest_files(k))
+        istats = pipeline.ingest(namespace, plan.ingest_files(k)) if batch else None
         seconds["ingest"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pipeline.transform(namespace)
+        tstats = pipeline.transform(namespace)
         seconds["transform"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pipeline.model(namespace)
+        model_error = None
+        try:
+            pipeline.model(namespace)
+        except PipelineStageError as exc:
+            if not keep_going:
+                raise
+            model_error = str(exc)
         seconds["model"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         tables = pipeline.read_tables(namespace)
         seconds["export"] = time.perf_counter() - t0
-        expected = oracle(plan.arrived(k))
+        want = expected(k)
         step = Step(step=k + 1, parts=[n for n, _ in batch],
                     rows_arrived=sum(len(record_slices(d)[1]) for _, d in batch),
-                    tables=tables, expected=expected, divergence=compare(tables, expected), seconds=seconds)
+                    tables=tables, expected=want, divergence=compare(tables, want), seconds=seconds,
+                    model_error=model_error, ingest=istats, transform=tstats)
         steps.append(step)
         if on_step is not None:
             on_step(step)
     return steps
+
+
+def run_stages_in_batches(pipeline: Any, namespace: str, plan: ArrivalPlan, *,
+                          progress: Callable[[str, str], None] | None = None) -> tuple[Any, Any, TableSet, list[Step]]:
+    """The ``run`` job's stages over ``plan``'s batches: (ingest stats, transform stats, last tables, steps).
+
+    The stats add up every batch's (the header-only stand-ins left out), so
+    the validators see the whole dataset; the caller prepares the namespace.
+    """
+    from pipeline_props.pipeline.ingest import IngestStats
+    from pipeline_props.pipeline.transform import TransformStats
+
+    def on_step(step: Step) -> None:
+        if progress is not None:
+            progress(f"batch {step.step}/{len(plan.batches)}", "done")
+            if step.step < len(plan.batches):
+                progress(f"batch {step.step + 1}/{len(plan.batches)}", "start")
+
+    if progress is not None:
+        progress(f"batch 1/{len(plan.batches)}", "start")
+    steps = run_arrivals(pipeline, namespace, plan, on_step=on_step, keep_going=True)
+    istats = IngestStats()
+    tstats = TransformStats(rows=0, batches=0, seconds=0.0)
+    for step in steps:
+        if step.ingest is not None:
+            real = [f for f in step.ingest.per_file if not str(f["name"]).startswith(_STAND_IN)]
+            istats.files += len(real)
+            istats.records += step.ingest.records
+            istats.malformed += step.ingest.malformed
+            istats.acked += step.ingest.acked
+            istats.seconds += step.ingest.seconds
+            istats.per_file.extend(real)
+            istats.headers.extend(step.ingest.headers[len(step.ingest.headers) - len(real):])
+        tstats.rows += max(step.transform.rows, 0)
+        tstats.batches += max(step.transform.batches, 0)
+        tstats.seconds += step.transform.seconds
+    return istats, tstats, steps[-1].tables, steps

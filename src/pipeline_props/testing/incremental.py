@@ -1,0 +1,133 @@
+"""The incremental-marts property: k arrival batches, k incremental runs, each equal to the oracle.
+
+:func:`check_incremental` feeds an :class:`~pipeline_props.pipeline.incremental.ArrivalPlan`
+to a pipeline with incremental marts, batch by batch, and checks:
+
+1. after every batch, every table equals the oracle over everything arrived
+   so far (rejected_rows with its positions), and the audit's conservation holds;
+2. at the end, the tables equal a full refresh of the same namespace
+   (``pipeline.full_refresh``, when the pipeline has one);
+3. at the end, the marts and audit equal the oracle over the original
+   dataset, rejected rows modulo position (the batches only cut files).
+
+A failure raises DivergenceError with the batches, the step that diverged and
+the rows side by side (docs/properties.md, "Incremental marts").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from pipeline_props import contract as C
+from pipeline_props.compare import Divergence, TableSet, compare, compare_tables
+from pipeline_props.pipeline.incremental import ArrivalPlan, Step, run_arrivals
+from pipeline_props.testing import properties as P
+
+__all__ = ["arrival_events", "check_incremental"]
+
+PROPERTY = "incremental marts"
+_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-incremental-oracle")
+
+
+def _oracle(files: Sequence[tuple[str, bytes]]) -> TableSet:
+    from pipeline_props.oracles import run_oracle
+
+    return run_oracle(files).tables
+
+
+def arrival_events(plan: ArrivalPlan) -> list[str]:
+    """Labels of what a plan exercises: events whose versions or copies arrive in different batches."""
+    from pipeline_props.oracles.duckdb_oracle import _build  # the oracle's own duplicate verdicts
+
+    batch_of_file = [k for k, batch in enumerate(plan.batches) for _ in batch]
+    labels = [f"{len(plan.batches)} batch(es)"]
+    if any(not b for b in plan.batches[1:]):
+        labels.append("a batch with nothing new (rerun)")
+    con, _ = _build(plan.files)
+    try:
+        has_versions = con.execute("SELECT count(*) FROM information_schema.tables "
+                                   "WHERE table_name = 'versions'").fetchone()[0]
+        rows = con.execute("SELECT c.event_id, c.file_index, v.verdict FROM candidates AS c "
+                           "JOIN versions AS v USING (rid)").fetchall() if has_versions else []
+    finally:
+        con.close()
+    spread: dict[tuple[str, bool], set[int]] = {}
+    for event_id, file_index, verdict in rows:
+        spread.setdefault((event_id, verdict == "conflict"), set()).add(batch_of_file[file_index])
+    if any(len(b) > 1 for (_, conflict), b in spread.items() if conflict):
+        labels.append("conflicting versions in different batches")
+    if any(len(b) > 1 for (_, conflict), b in spread.items() if not conflict):
+        labels.append("identical copies in different batches")
+    return labels
+
+
+def _against_whole_dataset(final: TableSet, whole: TableSet) -> list[str]:
+    """Marts and audit equal the oracle over the unsplit dataset; rejected rows modulo position."""
+    tables = (C.DAILY_SALES, C.CUSTOMER_SUMMARY, C.PRODUCT_PERFORMANCE, C.INGESTION_AUDIT)
+    div = Divergence(diffs={t: compare_tables(t, final.get(t, []), whole.get(t, [])) for t in tables})
+    problems = [] if div.ok else [div.render().replace("pipeline and oracle",
+                                                       "after the last batch, pipeline and the oracle over the whole dataset")]
+    got = P._rejections_modulo_position(final.get(C.REJECTED_ROWS, []))  # noqa: SLF001
+    want = P._rejections_modulo_position(whole.get(C.REJECTED_ROWS, []))  # noqa: SLF001
+    if got != want:
+        problems.append("rejected_rows modulo position differ from the oracle over the whole dataset:\n"
+                        f"  pipeline only: {sorted((got - want).elements(), key=repr)}\n"
+                        f"  oracle only: {sorted((want - got).elements(), key=repr)}")
+    return problems
+
+
+def _render_step(step: Step) -> str:
+    return step.divergence.render().replace("pipeline and oracle", f"after batch {step.step}, pipeline and oracle")
+
+
+def check_incremental(pipeline: Any, dataset: Any, plan: ArrivalPlan, namespace: str | None = None, *,
+                      repro_root: Any = None, write_repro: bool = True) -> list[Step]:
+    """The incremental-marts property for ``dataset`` arriving as ``plan`` (see the module docstring).
+
+    Returns the steps when everything held; raises DivergenceError otherwise.
+    The namespace is prepared here and cleaned up at the end.
+    """
+    files = P._files_of(dataset)  # noqa: SLF001 - same package
+    namespace = namespace or P.fresh_namespace()
+    futures: dict[int, Future[TableSet]] = {
+        k: _POOL.submit(_oracle, plan.arrived(k)) for k in range(len(plan.batches))}
+    whole: Future[TableSet] = _POOL.submit(_oracle, files)
+
+    problems: list[str] = []
+    divergence: Divergence | None = None
+    pipeline.prepare(namespace)
+    try:
+        with P._reported_build(pipeline):  # noqa: SLF001 - the real dbt on the reported example
+            steps = run_arrivals(pipeline, namespace, plan, expected=lambda k: futures[k].result(),
+                                 keep_going=True)
+            for step in steps:
+                if step.model_error:
+                    problems.append(f"after batch {step.step}, the model stage failed: {step.model_error}")
+                if not step.divergence.ok:
+                    problems.append(_render_step(step))
+                    divergence = divergence or step.divergence
+                problems += [f"conservation after batch {step.step}: {p}" for p in P.check_conservation(step.tables)]
+                if problems:
+                    break
+            final = steps[-1].tables
+            if not problems and callable(getattr(pipeline, "full_refresh", None)):
+                pipeline.full_refresh(namespace)
+                refreshed = pipeline.read_tables(namespace)
+                again = compare(final, refreshed)
+                if not again.ok:
+                    divergence = again
+                    problems.append(again.render().replace(
+                        "pipeline and oracle", f"{len(steps)} incremental run(s) and one full refresh")
+                        .replace("| pipeline", "| incremental").replace("| oracle", "| full refresh"))
+    finally:
+        pipeline.cleanup(namespace)
+    if not problems:
+        problems += _against_whole_dataset(final, whole.result())
+    if problems:
+        datasets = {f"batch {k + 1}": batch for k, batch in enumerate(plan.batches)}
+        text = f"arrival batches ({len(plan.batches)}):\n{plan.describe()}\n\n" + "\n".join(problems)
+        raise P._fail(PROPERTY, text, datasets, pipeline=pipeline, repro_root=repro_root,  # noqa: SLF001
+                      divergence=divergence, write_repro=write_repro)
+    return steps

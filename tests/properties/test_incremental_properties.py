@@ -1,0 +1,101 @@
+"""Incremental marts: k arrival batches, k incremental runs, each equal to the oracle so far, and the end
+equal to one full refresh (docs/properties.md, "Incremental marts").
+
+The pipeline is the reference pipeline with the dbt project in its
+incremental mode (pipeline/incremental.py) on the session's shared stream, in
+one warehouse schema, its models run as the SQL dbt compiled (both the first
+build and the ``is_incremental()`` branch: pipeline/compiled_incremental.py).
+The example Hypothesis reports runs the real ``dbt run`` for every batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from pipeline_props.errors import InputError
+from pipeline_props.pipeline.compiled_incremental import IncrementalProject
+from pipeline_props.pipeline.incremental import IncrementalPipeline, plan_arrivals
+from pipeline_props.pipeline.reference import postgres_target
+from pipeline_props.pipeline.stream import SharedStream
+from pipeline_props.strategies import SalesDataset, sales_datasets
+from pipeline_props.testing.incremental import arrival_events, check_incremental
+from pipeline_props.testing.profiles import examples_for
+from pipeline_props.testing.properties import (
+    check_against_oracle,
+    check_ingest_twice,
+    check_same_marts,
+    fresh_namespace,
+    run_pipeline,
+    split_dataset,
+)
+
+pytestmark = [pytest.mark.properties, pytest.mark.integration]
+
+SCHEMA = "pp_incremental_props"
+METAMORPHIC = examples_for("metamorphic")
+#: More repeated events than the main property's datasets: versions and copies to spread over batches.
+DATASETS = sales_datasets(min_rows=1, max_rows=12, files=(1, 2), error_rate=0.2, duplicate_rate=0.4)
+#: k (2 first: shrinks to two batches), and per record a shift off round robin (plan_arrivals).
+BATCHES = st.integers(0, 4).map(lambda i: (2, 3, 1, 4, 5)[i])
+DEALS = st.lists(st.integers(0, 4), min_size=1, max_size=24)
+
+
+@pytest.fixture(scope="module")
+def incremental(infrastructure: Any, shared_stream: SharedStream) -> Iterator[IncrementalPipeline]:
+    """The incremental pipeline on the shared stream, one schema, the compiled incremental project."""
+    project = IncrementalProject.compile(postgres_target(infrastructure, SCHEMA), infrastructure.postgres_dsn)
+    yield IncrementalPipeline(infrastructure, partitions=2, schema=SCHEMA, stream=shared_stream,
+                              model_mode="compiled", compiled=project)
+    infrastructure.drop_schema(SCHEMA)
+
+
+@settings(max_examples=METAMORPHIC)
+@given(dataset=DATASETS, k=BATCHES, deal=DEALS)
+def test_k_incremental_runs_equal_the_oracle_and_one_full_refresh(
+    incremental: IncrementalPipeline, dataset: SalesDataset, k: int, deal: list[int],
+) -> None:
+    """After every batch the tables equal the oracle so far; at the end, a full refresh and the whole dataset."""
+    try:
+        plan = plan_arrivals(dataset.files, deal, k)
+    except InputError:
+        event("refused file")
+        return
+    for label in arrival_events(plan):
+        event(label)
+    check_incremental(incremental, dataset, plan, fresh_namespace())
+
+
+# -- the existing properties in incremental mode (one batch: the first build), thorough profile only
+
+
+@pytest.mark.slow
+@settings(max_examples=METAMORPHIC)
+@given(dataset=sales_datasets(max_rows=12, files=(1, 2), error_rate=0.25, duplicate_rate=0.25))
+def test_incremental_mode_equals_the_oracle(incremental: IncrementalPipeline, dataset: SalesDataset) -> None:
+    """Property 1 on the incremental mode's first build."""
+    check_against_oracle(incremental, dataset, fresh_namespace())
+
+
+@pytest.mark.slow
+@settings(max_examples=METAMORPHIC)
+@given(dataset=sales_datasets(max_rows=12, files=1, error_rate=0.25, duplicate_rate=0.25),
+       cuts=st.lists(st.integers(1, 11), min_size=1, max_size=3))
+def test_incremental_mode_split_invariance_and_ingest_twice(incremental: IncrementalPipeline,
+                                                            dataset: SalesDataset, cuts: list[int]) -> None:
+    """Properties 3 and 4 on the incremental mode."""
+    original = check_against_oracle(incremental, dataset, fresh_namespace())
+    if not original:
+        return
+    split = SalesDataset(files=tuple(split_dataset(dataset.files, cuts)))
+    parts = run_pipeline(incremental, fresh_namespace(), split.files)
+    check_same_marts(original, parts, {"one file": dataset, "split": split},
+                     property_name="split invariance (incremental mode)", positions_invariant=False,
+                     pipeline=incremental)
+    twice = check_against_oracle(incremental, SalesDataset(files=dataset.files * 2), fresh_namespace(),
+                                 property_name="idempotence (incremental mode)")
+    check_ingest_twice(original, twice, dataset, pipeline=incremental)
