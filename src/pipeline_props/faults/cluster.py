@@ -18,6 +18,12 @@ the cluster started, signalled by its recorded pid):
   leader (with them two of the three controllers: no election can happen
   while they are stopped). Undo: SIGCONT. The broken-configuration self-check
   combines it with a leader kill.
+* ``kafka_isolated_leader_kill``: the leader goes on alone (its followers
+  SIGSTOPped, after a second to copy what was acknowledged before); recovery is
+  the failover: SIGKILL the leader, SIGCONT the followers, wait until one of
+  them is elected, restart the old leader. Whatever only the old leader had is
+  gone unless the producer waited for the replicas (``acks=all`` with
+  ``min.insync.replicas=2`` never acknowledges it).
 * ``spark_worker_kill``: armed; 0.2 s into the next micro-batch a worker that
   runs an executor of the application is SIGKILLed with its process group
   (the Worker JVM and its executor: a lost machine). Undo: restart the worker.
@@ -52,6 +58,7 @@ STREAM_FAULTS = frozenset({"kafka_leader_kill_mid_transform", "spark_worker_kill
 
 CLUSTER_KINDS: tuple[str, ...] = ("kafka_leader_kill", "kafka_leader_kill_mid_ingest",
                                   "kafka_leader_kill_mid_transform", "kafka_followers_pause",
+                                  "kafka_isolated_leader_kill",
                                   "spark_worker_kill", "spark_master_kill")
 
 
@@ -132,6 +139,8 @@ class ClusterInjector(ErrorInjector):
                     self._paused.discard(b.node_id)
 
             return self._register(kind, {"nodes": [b.node_id for b in followers]}, resume)
+        if kind == "kafka_isolated_leader_kill":
+            return self._isolate_leader(kind)
         if kind == "spark_master_kill":
             master = self.spark_cluster.master
             master.kill()
@@ -165,6 +174,30 @@ class ClusterInjector(ErrorInjector):
         self.armed.fired.append(kind)
         self.notes.append(f"{kind}: broker {broker.node_id} (leader of {self.topic}[0]) SIGKILLed{detail}")
         return broker
+
+    def _isolate_leader(self, kind: str) -> str:
+        leader = self._leader()
+        time.sleep(1.0)  # let the followers copy what was acknowledged before the fault
+        followers = [b for b in self.kafka_cluster.brokers if b is not leader]
+        for b in followers:
+            b.pause()
+            self._paused.add(b.node_id)
+        self.notes.append(f"{kind}: followers {[b.node_id for b in followers]} of leader {leader.node_id} "
+                          "SIGSTOPped")
+
+        def fail_over() -> None:
+            leader.kill()
+            for b in followers:
+                b.resume()
+                self._paused.discard(b.node_id)
+            self.armed.fired.append(kind)
+            try:
+                new = self.kafka_cluster.wait_for_leaders(self._need_topic(), avoid=[leader.node_id])
+                self.notes.append(f"{kind}: leader {leader.node_id} SIGKILLed, {new.get(0)} elected")
+            finally:
+                self._restart(leader)
+
+        return self._register(kind, {"leader": leader.node_id}, fail_over)
 
     def _arm_ingest_watcher(self, kind: str) -> str:
         from confluent_kafka import Consumer, TopicPartition
