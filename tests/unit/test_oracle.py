@@ -416,6 +416,12 @@ REASON_CASES = [
         ("event_id", "a_b.c:d-E9", None),
         ("order_id", "é" * 64, None),  # 64 code points, 128 bytes
         ("order_id", "é" * 65, INVALID),
+        ("customer_id", "✓" * 64, None),  # 192 bytes: length() decides, not strlen()
+        ("customer_id", "✓" * 65, INVALID),
+        ("product_id", "p" * 64, None),
+        ("product_id", "p" * 65, INVALID),
+        ("category", "ö" * 32, None),  # exactly 64 bytes
+        ("category", "ö" * 33 + "x" * 32, INVALID),
         ("order_id", "o\x01", INVALID),
         ("customer_id", "c\x7f", INVALID),
         ("product_id", "p\x1f", INVALID),
@@ -425,6 +431,10 @@ REASON_CASES = [
         ("region", "emea", None),
         ("region", "Latam", None),
         ("region", "ＮＡ", UNKNOWN),
+        ("region", "nA", None),
+        ("region", "LATAMS", UNKNOWN),
+        ("channel", "Online", None),
+        ("currency", "Cad", None),
         ("region", "N A", UNKNOWN),
         ("region", "EU", UNKNOWN),
         ("channel", "ſtore", UNKNOWN),
@@ -505,6 +515,19 @@ def test_reason() -> None:
     cases = [(column, value) for column, value, _ in REASON_CASES]
     got = reasons_of(cases)
     assert [(c, v, r) for (c, v), r in zip(cases, got, strict=True)] == REASON_CASES
+
+
+def test_codes_normalised_alike_as_listed_or_folded() -> None:
+    """A code written as the contract lists it and one whose case is folded
+    are the same normalised value (checked reads the first without folding)."""
+    con, _ = _build([("a.csv", csv(rec(event_id="a", region="EMEA", channel="store", currency="EUR"),
+                                   rec(event_id="b", region="eMeA", channel="STORE", currency="eur")))])
+    try:
+        rows = con.execute("SELECT reason, region, channel, currency, region_code, channel_code, currency_code "
+                           "FROM checked ORDER BY record_number").fetchall()
+    finally:
+        con.close()
+    assert rows[0] == rows[1] == (None, "EMEA", "store", "EUR", 2, 2, 2)
 
 
 def test_reason_order_first_failing_column_wins() -> None:

@@ -17,13 +17,12 @@
 -- ASCII-only case folding: DuckDB's upper()/lower() follow Unicode (upper('ſ')
 -- is 'S'), so they are applied only to pure ASCII values (as many bytes as
 -- code points); any other value folds to '' and is not a known code.
+-- A text of at most 64 bytes has at most 64 code points: length() (which
+-- counts them) runs only on longer ones.
 CREATE OR REPLACE TEMP MACRO checked_rows(source) AS TABLE
 WITH formats AS (
     SELECT
         *,
-        CASE WHEN strlen(region) = length(region) THEN upper(region) ELSE '' END AS region_norm,
-        CASE WHEN strlen(channel) = length(channel) THEN lower(channel) ELSE '' END AS channel_norm,
-        CASE WHEN strlen(currency) = length(currency) THEN upper(currency) ELSE '' END AS currency_norm,
         regexp_full_match(quantity, '[+-]?[0-9]{1,9}') AS quantity_ok,
         regexp_full_match(unit_price, '[+-]?[0-9]{1,9}(\.[0-9]{1,2})?') AS unit_price_ok,
         regexp_full_match(discount, '[+-]?[0-9]{1,3}(\.[0-9]{1,3})?') AS discount_ok,
@@ -42,10 +41,17 @@ WITH formats AS (
     SELECT
         *,
         -- a code's position in the contract's list (1-based), 0 when unknown;
-        -- a function, not IN: DuckDB plans IN (...) as a join, losing row order
-        coalesce(list_position([{{REGIONS}}], region_norm), 0) AS region_code,
-        coalesce(list_position([{{CHANNELS}}], channel_norm), 0) AS channel_code,
-        coalesce(list_position([{{CURRENCIES}}], currency_norm), 0) AS currency_code,
+        -- the value as written is looked up first: coalesce folds the case
+        -- only of the rows that missed (most codes are written as listed)
+        coalesce(list_position([{{REGIONS}}], region),
+                 list_position([{{REGIONS}}], CASE WHEN strlen(region) = length(region) THEN upper(region) END),
+                 0) AS region_code,
+        coalesce(list_position([{{CHANNELS}}], channel),
+                 list_position([{{CHANNELS}}], CASE WHEN strlen(channel) = length(channel) THEN lower(channel) END),
+                 0) AS channel_code,
+        coalesce(list_position([{{CURRENCIES}}], currency),
+                 list_position([{{CURRENCIES}}], CASE WHEN strlen(currency) = length(currency) THEN upper(currency) END),
+                 0) AS currency_code,
         CASE WHEN quantity_ok THEN TRY_CAST(quantity AS INTEGER) END AS q,
         CASE WHEN unit_price_ok THEN TRY_CAST(unit_price AS DECIMAL(11, 2)) END AS p,
         CASE WHEN discount = '' THEN CAST(0 AS DECIMAL(6, 3))
@@ -79,13 +85,13 @@ WITH formats AS (
 
         -- a record without control characters (the common case) skips their search
         WHEN order_id = '' THEN {{MISSING_FIELD}}
-        WHEN length(order_id) > {{ID_MAX}} OR (control AND regexp_matches(order_id, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
+        WHEN (strlen(order_id) > {{ID_MAX}} AND length(order_id) > {{ID_MAX}}) OR (control AND regexp_matches(order_id, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
         WHEN customer_id = '' THEN {{MISSING_FIELD}}
-        WHEN length(customer_id) > {{ID_MAX}} OR (control AND regexp_matches(customer_id, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
+        WHEN (strlen(customer_id) > {{ID_MAX}} AND length(customer_id) > {{ID_MAX}}) OR (control AND regexp_matches(customer_id, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
         WHEN product_id = '' THEN {{MISSING_FIELD}}
-        WHEN length(product_id) > {{ID_MAX}} OR (control AND regexp_matches(product_id, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
+        WHEN (strlen(product_id) > {{ID_MAX}} AND length(product_id) > {{ID_MAX}}) OR (control AND regexp_matches(product_id, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
         WHEN category = '' THEN {{MISSING_FIELD}}
-        WHEN length(category) > {{ID_MAX}} OR (control AND regexp_matches(category, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
+        WHEN (strlen(category) > {{ID_MAX}} AND length(category) > {{ID_MAX}}) OR (control AND regexp_matches(category, '[[:cntrl:]]')) THEN {{INVALID_FORMAT}}
 
         WHEN region = '' THEN {{MISSING_FIELD}}
         WHEN region_code = 0 THEN {{UNKNOWN_CODE}}
@@ -116,8 +122,14 @@ WITH formats AS (
 SELECT
     rid, file_index, record_number, raw, reason,
     event_id, order_id, customer_id, product_id, category,
-    region_norm AS region, channel_norm AS channel, q AS quantity, p AS unit_price,
-    d AS discount, currency_norm AS currency, region_code, channel_code, currency_code,
+    CASE WHEN region_code > 0 THEN [{{REGIONS}}][region_code]
+         WHEN strlen(region) = length(region) THEN upper(region) ELSE '' END AS region,
+    CASE WHEN channel_code > 0 THEN [{{CHANNELS}}][channel_code]
+         WHEN strlen(channel) = length(channel) THEN lower(channel) ELSE '' END AS channel,
+    q AS quantity, p AS unit_price, d AS discount,
+    CASE WHEN currency_code > 0 THEN [{{CURRENCIES}}][currency_code]
+         WHEN strlen(currency) = length(currency) THEN upper(currency) ELSE '' END AS currency,
+    region_code, channel_code, currency_code,
     -- event_time as the UTC instant, in microseconds since 1970-01-01
     CASE WHEN reason IS NULL THEN
         epoch_us(t_local)
