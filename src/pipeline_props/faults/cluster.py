@@ -94,6 +94,8 @@ class ClusterInjector(ErrorInjector):
         #: armed kind -> the brokers / daemons it killed, restarted by its undo
         self._fired_kills: dict[str, list[Any]] = {}
         self._paused: set[int] = set()
+        #: High watermarks at which the mid-ingest watcher killed a leader.
+        self.ingest_kill_offsets: list[int] = []
 
     # -- addresses -------------------------------------------------------------------
     @property
@@ -217,10 +219,13 @@ class ClusterInjector(ErrorInjector):
                     except Exception:  # noqa: BLE001 - keep watching through a hiccup
                         high = start
                     if high > start:
+                        self.ingest_kill_offsets.append(high)
                         self._fired_kills.setdefault(kind, []).append(
                             self._kill_leader(kind, f" at high watermark {high} (was {start})"))
                         return
                     time.sleep(0.005)
+            except Exception as exc:  # noqa: BLE001 - a thread: report it where the scenario looks
+                self.notes.append(f"{kind}: the watcher failed: {type(exc).__name__}: {exc}")
             finally:
                 consumer.close()
 

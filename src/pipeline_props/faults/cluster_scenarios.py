@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pipeline_props.errors import UsageError
 from pipeline_props.faults.cluster import ClusterInjector
 from pipeline_props.faults.scenarios import ErrorScenario, ScenarioContext, ScenarioResult, register
+from pipeline_props.infra import _process
 
 #: Records of the batch a mid-ingest or mid-task kill lands in (so there is a "mid").
 BIG_BATCH_ROWS = 3000
@@ -42,8 +43,13 @@ def _leader_kill_mid_ingest(ctx: ScenarioContext) -> None:
     batch = ctx.harness.produce(_big(ctx, 1))
     ctx.expect_failure(f"produce {len(batch.positions)} records through a leader failover",
                        batch.status == "acked", batch.error)
-    if "kafka_leader_kill_mid_ingest" not in inj.armed.fired:
-        raise AssertionError("the leader was not killed while the batch was produced: the fault did nothing")
+    _process.wait_until(lambda: bool(inj.ingest_kill_offsets), 10)  # the watcher is a thread
+    end = ctx.harness.topic_end_offsets().get(0, 0)
+    killed_at = inj.ingest_kill_offsets[-1] if inj.ingest_kill_offsets else None
+    ctx.notes.append(f"leader killed at high watermark {killed_at} of {end}")
+    if killed_at is None or killed_at >= end:
+        raise AssertionError(f"the leader was not killed while the batch was produced (killed at {killed_at}, "
+                             f"end {end}): the fault did nothing; {inj.notes}")
     out = ctx.harness.run_stream()
     ctx.expect_failure("stream after the failover", out.ok, out.error)
     ctx.recover(eid)
