@@ -22,6 +22,7 @@ from pipeline_props.errors import ConfigError
 
 Backend = Literal["local", "external", "containers"]
 Warehouse = Literal["postgres", "duckdb", "snowflake"]
+DbtMode = Literal["full", "incremental"]
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
 SECRET_KEYS = frozenset({"postgres_password", "postgres_dsn", "snowflake_password",
@@ -116,6 +117,10 @@ class RunSettings:
     cleanup_on_failure: bool = True
     preserve_test_data: bool = False
     kafka_partitions: int = 2
+    #: full: the marts rebuilt from scratch; incremental: dbt incremental models (docs/architecture.md).
+    dbt_mode: DbtMode = "full"
+    #: The dataset arrives in this many batches, the marts built and compared after each.
+    batches: int = 1
 
 
 @dataclass(frozen=True)
@@ -153,6 +158,8 @@ ENV_VARS: dict[str, tuple[str, str]] = {
     "E2E_PRESERVE_TEST_DATA": ("run", "preserve_test_data"),
     "E2E_ARTIFACTS_DIR": ("run", "artifacts_dir"),
     "E2E_WAREHOUSE": ("run", "warehouse"),
+    "E2E_DBT_MODE": ("run", "dbt_mode"),
+    "E2E_BATCHES": ("run", "batches"),
     "E2E_FAKESNOW_PORT": ("infrastructure", "fakesnow_port"),
     "E2E_CLUSTER_KAFKA_PORT": ("infrastructure", "cluster_kafka_port"),
     "E2E_CLUSTER_SPARK_PORT": ("infrastructure", "cluster_spark_port"),
@@ -203,7 +210,7 @@ def _coerce(key: str, value: Any, annotation: Any, source: str) -> Any:
             raise ConfigError(key, value, "a port number 1-65535", source=source)
         if key.endswith("_size") and number < 0:
             raise ConfigError(key, value, "a non-negative integer", source=source)
-        if key == "kafka_partitions" and number < 1:
+        if key in ("kafka_partitions", "batches") and number < 1:
             raise ConfigError(key, value, "an integer >= 1", source=source)
         return number
     if annotation is float:

@@ -34,9 +34,10 @@ from typing import Any, cast
 from pipeline_props.compare import Divergence, compare, write_table_csv
 from pipeline_props.config import Settings
 from pipeline_props.contract import INGESTION_AUDIT, OUTPUT_TABLES, REJECTED_ROWS
-from pipeline_props.errors import PipelinePropsError
+from pipeline_props.errors import PipelinePropsError, UsageError
 from pipeline_props.pipeline.ingest import check_headers, count_topic_messages
 from pipeline_props.testing.protocol import (
+    FullRefresh,
     IngestReport,
     PipelineUnderTest,
     StagedPipeline,
@@ -63,10 +64,12 @@ class RunResult:
     performance_metrics: dict[str, Any]
     audit: dict[str, int]
     schema_drift: list[tuple[str, str]] = field(default_factory=list)
+    #: One summary per arrival batch (``--batches`` / ``--dbt-mode incremental``), else empty.
+    steps: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def verdict(self) -> str:
-        if self.divergence is not None and not self.divergence.ok:
+        if (self.divergence is not None and not self.divergence.ok) or not all(s["held"] for s in self.steps):
             return "DIVERGED"
         if not self.validation_summary.get("overall_passed", False):
             return "VALIDATION FAILED"
@@ -138,6 +141,7 @@ def run_dataset(
     run_id = run_id or new_run_id()
     namespace = namespace_for(run_id)
     headers = check_headers(files)  # refuse before any service is touched
+    plan = _arrival_plan(files, settings)
     out = Path(settings.run.artifacts_dir) / run_id
     (out / "input").mkdir(parents=True, exist_ok=True)
     for name, data in files:
@@ -154,7 +158,7 @@ def run_dataset(
 
     step("oracle", "start")
     t0 = time.perf_counter()
-    oracle = run_oracle(files)
+    oracle = run_oracle(files if plan is None else plan.files)  # batches: the parts, as they arrive
     timings["oracle"] = time.perf_counter() - t0
     write_tableset(out / "expected", oracle.tables)
     step("oracle", "done")
@@ -169,9 +173,7 @@ def run_dataset(
         step("services", "done")
     monitor.watch_services(infra)
     if pipeline is None:
-        from pipeline_props.repro import make_pipeline
-
-        pipeline = make_pipeline(infra, settings.run.warehouse)
+        pipeline = _make_pipeline(infra, settings)
 
     success = False
     gaps = missing_members(pipeline, StagedPipeline)
@@ -180,6 +182,9 @@ def run_dataset(
         f"pipeline {pipeline_name(pipeline)!r} offers no {', '.join(gaps)} (the StagedPipeline layer)"]
     try:
         pipeline.prepare(namespace)
+        if gaps and plan is not None:
+            raise UsageError(f"--batches/--dbt-mode incremental need the StagedPipeline layer; "
+                             f"pipeline {pipeline_name(pipeline)!r} offers no {', '.join(gaps)}")
         if gaps:
             step("ingest", "start")
             pipeline.ingest(namespace, files)
@@ -189,7 +194,10 @@ def run_dataset(
             step("wait", "done")
         else:
             staged = cast(StagedPipeline, pipeline)
-            istats, tstats = _run_stages(staged, namespace, files, out, step)
+            if plan is None:
+                istats, tstats = _run_stages(staged, namespace, files, out, step)
+            else:
+                istats, tstats = _run_batches(staged, namespace, plan, out, step)
         step("export", "start")
         actual = pipeline.read_tables(namespace)
         step("export", "done")
@@ -237,10 +245,11 @@ def run_dataset(
         }
         (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
         write_run_report(out)
-        success = divergence.ok and bool(summary_dict.get("overall_passed"))
+        steps = _steps(out)
+        success = divergence.ok and bool(summary_dict.get("overall_passed")) and all(s["held"] for s in steps)
         return RunResult(run_id=run_id, namespace=namespace, success=success, artifacts_dir=out,
                          divergence=divergence, validation_summary=summary_dict,
-                         performance_metrics=perf, audit=audit, schema_drift=drift)
+                         performance_metrics=perf, audit=audit, schema_drift=drift, steps=steps)
     finally:
         monitor.stop()
         keep_it = keep or settings.run.preserve_test_data or (not success and not settings.run.cleanup_on_failure)
@@ -271,6 +280,57 @@ def _run_stages(pipeline: StagedPipeline, namespace: str, files: Sequence[tuple[
     pipeline.model(namespace)
     step("model", "done")
     return istats, tstats
+
+
+
+def _arrival_plan(files: Sequence[tuple[str, bytes]], settings: Settings) -> Any:
+    """The dataset's ``run.batches`` arrival batches (records dealt round robin), None for one batch, full mode."""
+    if settings.run.batches <= 1 and settings.run.dbt_mode == "full":
+        return None
+    from pipeline_props.pipeline.incremental import plan_arrivals
+
+    return plan_arrivals(files, [0], settings.run.batches)
+
+
+def _make_pipeline(infra: Any, settings: Settings) -> Any:
+    """The shipped pipeline for the settings' warehouse and dbt mode."""
+    from pipeline_props.repro import make_pipeline
+
+    if settings.run.dbt_mode == "full":
+        return make_pipeline(infra, settings.run.warehouse)
+    if settings.run.warehouse != "postgres":
+        raise UsageError(f"--dbt-mode incremental runs on --warehouse postgres, not {settings.run.warehouse}")
+    from pipeline_props.pipeline.incremental import IncrementalPipeline
+
+    return IncrementalPipeline(infra)
+
+
+def _run_batches(pipeline: StagedPipeline, namespace: str, plan: Any, out: Path,
+                 step: Progress) -> tuple[Any, Any]:
+    """Every batch through the stages, the tables compared with the oracle after each (incremental_steps.json)."""
+    from pipeline_props.pipeline.incremental import run_stages_in_batches
+
+    for k, batch in enumerate(plan.batches):
+        for name, data in batch:
+            target = out / "batches" / f"{k + 1}" / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+    with open(out / "kafka_messages.jsonl", "w", encoding="utf-8") as messages:
+        pipeline.messages_out = messages
+        try:
+            istats, tstats, _, steps = run_stages_in_batches(pipeline, namespace, plan, progress=step)
+        finally:
+            pipeline.messages_out = None
+    doc = {"dbt_mode": "incremental" if isinstance(pipeline, FullRefresh) else "full",
+           "steps": [s.summary() for s in steps]}
+    (out / "incremental_steps.json").write_text(json.dumps(doc, indent=2, default=str), encoding="utf-8")
+    return istats, tstats
+
+
+def _steps(out: Path) -> list[dict[str, Any]]:
+    """The per-batch summaries _run_batches wrote (none for a run in one batch)."""
+    path = out / "incremental_steps.json"
+    return json.loads(path.read_text(encoding="utf-8"))["steps"] if path.is_file() else []
 
 
 def rejected_by_reason(tables: dict[str, list[tuple]]) -> dict[str, int]:

@@ -181,6 +181,7 @@ def collect(run_dir: Path) -> dict[str, Any]:
         "bench_here": _load_json(run_dir / "bench_compare.json"),
         "bench_run": _load_json(run_dir / "bench_run.json"),
         "faults": _load_json(run_dir / "fault_report.json"),
+        "steps": _load_json(run_dir / "incremental_steps.json"),
     }
     audit_rows = _read_table(run_dir, contract.INGESTION_AUDIT)
     cols = contract.OUTPUT_TABLES[contract.INGESTION_AUDIT]
@@ -256,6 +257,24 @@ def _funnel(data: Mapping[str, Any]) -> str:
         return '<p class="muted">no counts recorded</p>'
     colors = [PALETTE[0]] * (len(items) - 3) + [PALETTE[2], PALETTE[6], PALETTE[3]] if audit else None
     return bar_chart(items, unit="rows", title="rows per stage", colors=colors)
+
+
+def _steps(doc: Mapping[str, Any]) -> str:
+    """One row per arrival batch (runner.incremental_steps.json): what arrived, the audit, the verdict."""
+    rows, details = [], []
+    for s in doc.get("steps", []):
+        a = s.get("audit") or {}
+        held = '<span class="ok">held</span>' if s.get("held") else '<span class="bad">DIVERGED</span>'
+        rows.append([_e(s["step"]), _e(", ".join(s.get("parts") or []) or "nothing new"), _e(s.get("rows_arrived")),
+                     *(_e(a.get(k)) for k in ("rows_read", "rows_accepted", "rows_duplicate", "rows_rejected")),
+                     _e(_fmt((s.get("seconds") or {}).get("model"))), held])
+        for problem in (s.get("model_error"), s.get("divergence")):
+            if problem:
+                details.append(f'<h3>batch {_e(s["step"])}</h3><pre>{_e(problem)}</pre>')
+    head = f'<p class="muted">dbt mode: {_e(doc.get("dbt_mode", "?"))}; after each batch the five tables are ' \
+           f'compared with the oracle over every batch arrived so far</p>'
+    return head + _table(["batch", "parts", "rows arrived", "rows read", "accepted", "duplicate", "rejected",
+                          "model s", "verdict"], rows) + "".join(details)
 
 
 def _diffs(div: Mapping[str, Any] | None) -> str:
@@ -506,6 +525,8 @@ def render_html(data: Mapping[str, Any]) -> str:
              bar_chart(sorted(reasons.items(), key=lambda kv: -kv[1]), unit="rows", title="rejected by reason",
                        color=PALETTE[3]) if reasons else '<p class="muted">no rejected rows</p>'),
             ("diffs", "diffs", "Differences from the oracle", _diffs(data.get("divergence"))),
+            *([("steps", "batches", "Each arrival batch against the oracle so far", _steps(data["steps"]))]
+              if data.get("steps") else []),
             ("checks", "checks", "Validation checks", checks),
         ]
     if perf or pipeline_run:
