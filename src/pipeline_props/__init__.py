@@ -25,7 +25,7 @@ __version__ = "0.1.0"
 _LAZY = {
     "InfrastructureManager": "pipeline_props.infra",
     "ReferencePipeline": "pipeline_props.pipeline.reference",
-    "PipelineUnderTest": "pipeline_props.testing.protocol",
+    "PipelineUnderTest": "pipeline_props.protocol",
     "E2EPipelineTestSuite": "pipeline_props.suite",
     "run_dataset": "pipeline_props.runner",
     "run_oracle": "pipeline_props.oracles",

@@ -7,17 +7,23 @@ infrastructure error.
 from __future__ import annotations
 
 import json
-import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from pipeline_props.config import Settings, load_settings
+from pipeline_props.commands.common import (
+    ConfigOpt,
+    LogLevelOpt,
+    console,
+    err_console,
+    load_cli_settings,
+)
+from pipeline_props.commands.common import print_status as _print_status
+from pipeline_props.config import Settings
 from pipeline_props.errors import EXIT_ERROR, PipelinePropsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -25,24 +31,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
 services_app = typer.Typer(no_args_is_help=True, help="Start, stop and inspect the local services.")
 app.add_typer(services_app, name="services")
 
-console = Console()
-err_console = Console(stderr=True)
-
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML settings file ($E2E_CONFIG).")]
-LogLevelOpt = Annotated[Optional[str], typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
-
-
-def _settings(config: Path | None, log_level: str | None = None,
-              overrides: dict[str, dict[str, Any]] | None = None) -> Settings:
-    merged: dict[str, dict[str, Any]] = {k: dict(v) for k, v in (overrides or {}).items()}
-    if log_level:
-        merged.setdefault("run", {})["log_level"] = log_level
-    settings = load_settings(config, overrides=merged)
-    logging.basicConfig(level=settings.run.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("py4j", "urllib3", "snowflake.connector"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    return settings
+_settings = load_cli_settings
 
 
 @app.command()
@@ -149,12 +138,6 @@ def run(
         "--warehouse", help="postgres (default), duckdb (embedded, dbt-duckdb) or snowflake "
                             "(dbt-snowflake: the local fakesnow emulator, or E2E_SNOWFLAKE_* for an account)."
     )] = None,
-    dbt_mode: Annotated[Optional[str], typer.Option(
-        "--dbt-mode", help="full (default: the marts rebuilt from scratch) or incremental (dbt incremental "
-                           "models, postgres only).")] = None,
-    batches: Annotated[Optional[int], typer.Option(
-        "--batches", min=1, help="The dataset arrives in N batches (records dealt round robin); the marts are "
-                                 "built and compared with the oracle after each.")] = None,
     config: ConfigOpt = None,
     log_level: LogLevelOpt = None,
     verbose: Annotated[bool, typer.Option(
@@ -173,10 +156,6 @@ def run(
         overrides.setdefault("run", {})["artifacts_dir"] = str(artifacts_dir)
     if warehouse is not None:
         overrides.setdefault("run", {})["warehouse"] = warehouse
-    if dbt_mode is not None:
-        overrides.setdefault("run", {})["dbt_mode"] = dbt_mode
-    if batches is not None:
-        overrides.setdefault("run", {})["batches"] = batches
     settings = _settings(config, log_level, overrides)
     input_files = [*(input_files or []), *(files or [])]
     if bool(input_files) == bool(test):
@@ -265,16 +244,6 @@ def _print_summary(result: Any, label: str) -> None:
             if not check["passed"]:
                 console.print(f"[red]check failed[/red] {stage['stage']}.{check['check_name']}: "
                               f"{escape(json.dumps(check['details'], default=str))}")
-    for s in result.steps:
-        mark = "[green]held[/green]" if s["held"] else "[red]DIVERGED[/red]"
-        audit = s["audit"]
-        console.print(f"batch {s['step']}: {s['rows_arrived']} row(s) arrived, rows_read {audit.get('rows_read')}, "
-                      f"accepted {audit.get('rows_accepted')}, duplicate {audit.get('rows_duplicate')}, "
-                      f"rejected {audit.get('rows_rejected')}: {mark} against the oracle over the "
-                      f"{s['step']} batch(es) arrived")
-        for problem in (s.get("model_error"), s.get("divergence")):
-            if problem:
-                console.print(escape(problem))
     if result.divergence is not None and not result.divergence.ok:
         console.print(escape(result.divergence.render()))
     colour = "green" if result.success else "red"
@@ -288,19 +257,9 @@ def replay(
     config: ConfigOpt = None,
 ) -> None:
     """Replay a shrunk failure: its datasets through the pipeline and the oracle again (exit 0/1/2)."""
-    from pipeline_props.repro import replay_cli
+    from pipeline_props.commands.replay import replay_cli
 
     raise typer.Exit(replay_cli(folder, warehouse, config))
-
-
-def _print_status(statuses: list[Any], backend: str) -> None:
-    table = Table(title=f"services ({backend} backend)")
-    for col in ("service", "port", "pid", "health", "detail"):
-        table.add_column(col)
-    for s in statuses:
-        table.add_row(s.name, str(s.port or "-"), str(s.pid or "-"),
-                      "[green]healthy[/green]" if s.healthy else "[red]down[/red]", s.detail)
-    console.print(table)
 
 
 from pipeline_props.reports.commands import register as _register_report_commands  # noqa: E402

@@ -36,7 +36,7 @@ from pipeline_props.config import Settings
 from pipeline_props.contract import INGESTION_AUDIT, OUTPUT_TABLES, REJECTED_ROWS
 from pipeline_props.errors import PipelinePropsError, UsageError
 from pipeline_props.pipeline.ingest import check_headers, count_topic_messages
-from pipeline_props.testing.protocol import (
+from pipeline_props.protocol import (
     FullRefresh,
     IngestReport,
     PipelineUnderTest,

@@ -11,7 +11,7 @@ import pipeline_props.compare as compare_module
 from pipeline_props import contract as C
 from pipeline_props.faults.scenarios import NEEDS_DRIVER_PROCESS, FaultHarness, run_scenario, unsupported
 from pipeline_props.repro import replay, write_repro
-from pipeline_props.testing import protocol as P
+from pipeline_props import protocol as P
 
 pytestmark = pytest.mark.unit
 

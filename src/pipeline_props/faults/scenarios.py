@@ -40,7 +40,7 @@ from pipeline_props.faults.injector import (
     unmount_tmpfs,
 )
 from pipeline_props.infra import InfrastructureManager
-from pipeline_props.testing.protocol import FaultHooks, missing_members, pipeline_name, require
+from pipeline_props.protocol import FaultHooks, missing_members, pipeline_name, require
 
 PLAIN_HEADER = (",".join(C.COLUMNS) + "\n").encode()
 

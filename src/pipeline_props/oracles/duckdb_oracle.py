@@ -31,9 +31,7 @@ from pipeline_props import contract
 from pipeline_props.errors import InputError
 from pipeline_props.oracles.fast_path import MAX_FAST_BYTES, fast_records
 from pipeline_props.oracles.splitter import Header, needs_full_split, read_header, split_records, strip_bom
-
-TableSet = dict[str, list[tuple]]
-
+from pipeline_props.tables import TableSet
 
 #: The records table both paths produce (registered in DuckDB as ``records``):
 #: one row per counted record, the contract's fields unquoted and trimmed, all

@@ -20,7 +20,7 @@ import duckdb
 from pipeline_props.errors import PipelineStageError
 from pipeline_props.pipeline import export, ingest, model, transform
 from pipeline_props.pipeline.reference import StageTimings
-from pipeline_props.testing.protocol import TableSet
+from pipeline_props.tables import TableSet
 
 STAGE = "staging"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipeline_props.compare import TableSet, normalise_table
+from pipeline_props.tables import TableSet, normalise_table
 from pipeline_props.contract import OUTPUT_TABLES
 from pipeline_props.errors import PipelineStageError
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from pipeline_props.compare import TableSet
+from pipeline_props.tables import TableSet
 from pipeline_props.errors import PipelineStageError, UsageError
 from pipeline_props.infra import InfrastructureManager
 from pipeline_props.pipeline import export, ingest, model, staging, transform

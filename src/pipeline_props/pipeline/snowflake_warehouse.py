@@ -31,7 +31,7 @@ from pipeline_props.errors import InfrastructureError, PipelineStageError
 from pipeline_props.infra.fakesnow import SnowflakeEndpoint
 from pipeline_props.pipeline import export, ingest, model, transform
 from pipeline_props.pipeline.reference import StageTimings
-from pipeline_props.testing.protocol import TableSet
+from pipeline_props.tables import TableSet
 
 STAGE = "staging"
 _TABLES = ("stg_events", "stg_rejects", "batch_ledger")

@@ -96,7 +96,7 @@ def _fail(
     write_repro: bool = True,
 ) -> DivergenceError:
     """Build the DivergenceError (and write the repro when this is the reported example)."""
-    from pipeline_props import repro
+    from pipeline_props.testing import repros as repro
 
     shown = "\n\n".join(
         f"dataset {label}:\n{_repr_of(ds)}" if len(datasets) > 1 else f"dataset:\n{_repr_of(ds)}"
