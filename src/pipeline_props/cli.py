@@ -138,6 +138,12 @@ def run(
         "--warehouse", help="postgres (default), duckdb (embedded, dbt-duckdb) or snowflake "
                             "(dbt-snowflake: the local fakesnow emulator, or E2E_SNOWFLAKE_* for an account)."
     )] = None,
+    dbt_mode: Annotated[Optional[str], typer.Option(
+        "--dbt-mode", help="full (default: the marts rebuilt from scratch) or incremental (dbt incremental "
+                           "models, postgres only).")] = None,
+    batches: Annotated[Optional[int], typer.Option(
+        "--batches", min=1, help="The dataset arrives in N batches (records dealt round robin); the marts are "
+                                 "built and compared with the oracle after each.")] = None,
     config: ConfigOpt = None,
     log_level: LogLevelOpt = None,
     verbose: Annotated[bool, typer.Option(
@@ -156,6 +162,10 @@ def run(
         overrides.setdefault("run", {})["artifacts_dir"] = str(artifacts_dir)
     if warehouse is not None:
         overrides.setdefault("run", {})["warehouse"] = warehouse
+    if dbt_mode is not None:
+        overrides.setdefault("run", {})["dbt_mode"] = dbt_mode
+    if batches is not None:
+        overrides.setdefault("run", {})["batches"] = batches
     settings = _settings(config, log_level, overrides)
     input_files = [*(input_files or []), *(files or [])]
     if bool(input_files) == bool(test):
@@ -244,6 +254,16 @@ def _print_summary(result: Any, label: str) -> None:
             if not check["passed"]:
                 console.print(f"[red]check failed[/red] {stage['stage']}.{check['check_name']}: "
                               f"{escape(json.dumps(check['details'], default=str))}")
+    for s in result.steps:
+        mark = "[green]held[/green]" if s["held"] else "[red]DIVERGED[/red]"
+        audit = s["audit"]
+        console.print(f"batch {s['step']}: {s['rows_arrived']} row(s) arrived, rows_read {audit.get('rows_read')}, "
+                      f"accepted {audit.get('rows_accepted')}, duplicate {audit.get('rows_duplicate')}, "
+                      f"rejected {audit.get('rows_rejected')}: {mark} against the oracle over the "
+                      f"{s['step']} batch(es) arrived")
+        for problem in (s.get("model_error"), s.get("divergence")):
+            if problem:
+                console.print(escape(problem))
     if result.divergence is not None and not result.divergence.ok:
         console.print(escape(result.divergence.render()))
     colour = "green" if result.success else "red"
