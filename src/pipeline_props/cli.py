@@ -282,15 +282,15 @@ def replay(
     raise typer.Exit(replay_cli(folder, warehouse, config))
 
 
-from pipeline_props.reports.commands import register as _register_report_commands  # noqa: E402
+from pipeline_props.commands.reports import register as _register_report_commands  # noqa: E402
 
 _register_report_commands(app)  # report, bench, scaling
 
-from pipeline_props.faults.commands import register as _register_fault_commands  # noqa: E402
+from pipeline_props.commands.faults import register as _register_fault_commands  # noqa: E402
 
 _register_fault_commands(app)  # errors
 
-from pipeline_props.infra.cluster_commands import register as _register_cluster_commands  # noqa: E402
+from pipeline_props.commands.cluster import register as _register_cluster_commands  # noqa: E402
 
 _register_cluster_commands(app)  # cluster up / down / status / env
 

@@ -133,7 +133,8 @@ def run_dataset(
     skipped, and metadata.json's ``skipped`` says why.
     """
     from pipeline_props.oracles import run_oracle
-    from pipeline_props.perf.monitor import PerformanceMonitor, run_metrics, write_run_report
+    from pipeline_props.perf.monitor import PerformanceMonitor
+    from pipeline_props.perf.run_metrics import run_metrics
     from pipeline_props.validators import PipelineValidator
 
     monitor = PerformanceMonitor().start()  # samples CPU/RSS; stage windows come from step()
@@ -244,7 +245,7 @@ def run_dataset(
             "created_at": datetime.now(timezone.utc).isoformat(),
         }
         (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
-        write_run_report(out)
+        _write_report(out)
         steps = _steps(out)
         success = divergence.ok and bool(summary_dict.get("overall_passed")) and all(s["held"] for s in steps)
         return RunResult(run_id=run_id, namespace=namespace, success=success, artifacts_dir=out,
@@ -340,3 +341,14 @@ def rejected_by_reason(tables: dict[str, list[tuple]]) -> dict[str, int]:
     for row in tables.get(REJECTED_ROWS, []):
         counts[row[idx]] = counts.get(row[idx], 0) + 1
     return counts
+
+
+def _write_report(run_dir: Path) -> Path | None:
+    """Write report.html for a finished run; log (never raise) when it cannot."""
+    try:
+        from pipeline_props.reports.html import write_report
+
+        return write_report(run_dir)
+    except Exception:  # noqa: BLE001 - the report must never fail a run
+        log.exception("report.html of %s could not be written", run_dir)
+        return None

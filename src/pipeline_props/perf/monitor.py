@@ -40,8 +40,6 @@ A custom component is added with :meth:`PerformanceMonitor.monitor_custom_compon
 
 from __future__ import annotations
 
-import bisect
-import json
 import logging
 import os
 import platform
@@ -54,8 +52,16 @@ from typing import Any
 
 import psutil
 
+from pipeline_props.errors import UsageError
 from pipeline_props.perf.analysis import Thresholds, find_bottlenecks, percentiles, scaling_analysis
+from pipeline_props.perf.latency import (
+    checkpoint_batch_ends,
+    ledger_commit_times,
+    read_message_timestamps,
+    staging_latencies,
+)
 from pipeline_props.perf.sampler import ProcessSampler, spark_driver_pid, with_children
+from pipeline_props.perf.workloads import builtin_workload
 
 log = logging.getLogger(__name__)
 
@@ -345,14 +351,15 @@ class PerformanceMonitor:
         """Rows/s of ``component_name`` at each size and whether it grows faster than linearly.
 
         Built-in components: ``reader`` (CSV reader), ``encode`` (reader plus
-        Kafka message encoding), ``oracle`` (DuckDB oracle) and ``pipeline``
-        (the whole run through the services, per stage; pass ``settings`` and
-        ``infra``). For anything else pass ``workload``: a function that, given
+        Kafka message encoding) and ``oracle`` (DuckDB oracle); the whole run
+        through the services is :func:`pipeline_props.scaling.pipeline_scaling`.
+        For anything else pass ``workload``: a function that, given
         a size, prepares the data and returns the callable to time (which returns
         the rows it processed). The best of ``rounds`` is kept per size.
         """
         if component_name == "pipeline":
-            return pipeline_scaling(workload_sizes, **options)
+            raise UsageError("the whole pipeline's scaling runs datasets through the runner: "
+                             "use pipeline_props.scaling.pipeline_scaling (pipeline-props scaling)")
         make = workload or builtin_workload(component_name)
         points = []
         for n in workload_sizes:
@@ -419,219 +426,5 @@ def _rounded(stats: Mapping[str, float]) -> dict[str, float]:
     return {k: (v if k == "count" else round(v, 4)) for k, v in stats.items()}
 
 
-# --------------------------------------------------------------------------- latency helpers
-
-
-def read_message_timestamps(bootstrap_servers: str, topic: str, *, max_messages: int = 2_000_000,
-                            timeout: float = 60.0) -> list[tuple[int, int, float]]:
-    """(partition, offset, epoch seconds) of every message in ``topic``, read without a consumer group."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"pp-latency-{topic}",
-                         "enable.auto.commit": False, "log_level": 3,
-                         "fetch.max.bytes": 52_428_800})
-    out: list[tuple[int, int, float]] = []
-    try:
-        md = consumer.list_topics(topic, timeout=10)
-        todo: dict[int, int] = {}
-        assign = []
-        for p in md.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
-            if high > low:
-                todo[p] = high
-                assign.append(TopicPartition(topic, p, low))
-        if not assign:
-            return out
-        consumer.assign(assign)
-        deadline = time.monotonic() + timeout
-        while todo and len(out) < max_messages and time.monotonic() < deadline:
-            for msg in consumer.consume(num_messages=50_000, timeout=1.0):
-                if msg.error():
-                    continue
-                p, off = msg.partition(), msg.offset()
-                out.append((p, off, msg.timestamp()[1] / 1000.0))
-                if p in todo and off + 1 >= todo[p]:
-                    del todo[p]
-    finally:
-        consumer.close()
-    return out
-
-
-def checkpoint_batch_ends(checkpoint_dir: Path, topic: str) -> dict[int, dict[int, int]]:
-    """batch_id -> {partition: end offset (exclusive)} from a Spark checkpoint's ``offsets/`` log."""
-    ends: dict[int, dict[int, int]] = {}
-    folder = checkpoint_dir / "offsets"
-    for f in folder.iterdir():
-        if not f.name.isdigit():
-            continue
-        lines = f.read_text(encoding="utf-8").splitlines()
-        for line in lines[2:]:
-            try:
-                offsets = json.loads(line)
-            except ValueError:
-                continue
-            if isinstance(offsets, dict) and topic in offsets:
-                ends[int(f.name)] = {int(p): int(o) for p, o in offsets[topic].items()}
-    if not ends:
-        raise ValueError(f"no offsets for {topic} in {folder}")
-    return ends
-
-
-def ledger_commit_times(dsn: str, schema: str) -> dict[int, float]:
-    """batch_id -> committed_at (epoch seconds) from the staging batch ledger."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(dsn) as conn:
-        rows = conn.execute(sql.SQL("SELECT batch_id, extract(epoch FROM committed_at)::float8 FROM {}.batch_ledger")
-                            .format(sql.Identifier(schema))).fetchall()
-    return {int(b): float(t) for b, t in rows}
-
-
-def staging_latencies(stamps: Iterable[tuple[int, int, float]], ends: Mapping[int, Mapping[int, int]],
-                      commits: Mapping[int, float]) -> list[float]:
-    """Per message: commit time of the batch whose offset range holds it minus its timestamp.
-
-    Batches are ordered by id; batch b holds offsets [end(b-1), end(b)) of each
-    partition. Messages of batches missing from the ledger are skipped.
-    """
-    batch_ids = sorted(ends)
-    per_part: dict[int, tuple[list[int], list[int]]] = {}
-    for p in {p for e in ends.values() for p in e}:
-        pairs = [(ends[b][p], b) for b in batch_ids if p in ends[b]]
-        per_part[p] = ([o for o, _ in pairs], [b for _, b in pairs])
-    out = []
-    for p, off, ts in stamps:
-        if p not in per_part:
-            continue
-        offs, bids = per_part[p]
-        i = bisect.bisect_right(offs, off)  # first batch whose end offset is > off
-        if i < len(bids) and bids[i] in commits:
-            out.append(commits[bids[i]] - ts)
-    return out
-
-
-# --------------------------------------------------------------------------- workloads
-
-
-def builtin_workload(component: str) -> Callable[[int], Callable[[], int | None]]:
-    """The prepare-then-run function of a built-in in-process component (reader, encode, oracle)."""
-
-    def data(n: int) -> bytes:
-        from pipeline_props.strategies import DataGenerationConfig, DataGenerator
-
-        return DataGenerator(DataGenerationConfig(seed=7)).generate_test_scenario_data(
-            "performance_benchmark", n).files[0][1]
-
-    def reader(n: int) -> Callable[[], int]:
-        from pipeline_props.pipeline.reader import iter_records
-
-        blob = data(n)
-        return lambda: sum(1 for _ in iter_records(blob, source_file="s.csv", file_index=0))
-
-    def encoder(n: int) -> Callable[[], int]:
-        from pipeline_props.pipeline.messages import encode
-        from pipeline_props.pipeline.reader import iter_records
-
-        blob = data(n)
-        return lambda: sum(1 for r in iter_records(blob, source_file="s.csv", file_index=0) if encode(r, "bench"))
-
-    def oracle(n: int) -> Callable[[], int]:
-        from pipeline_props.oracles import run_oracle
-
-        blob = data(n)
-        return lambda: (run_oracle([("s.csv", blob)]), n)[1]
-
-    table = {"reader": reader, "encode": encoder, "oracle": oracle}
-    if component not in table:
-        from pipeline_props.errors import UsageError
-
-        raise UsageError(f"no built-in workload for {component!r}: use one of {sorted(table)} or "
-                         "'pipeline', or pass workload=")
-    return table[component]
-
-
-def pipeline_scaling(workload_sizes: Sequence[int], *, settings: Any, infra: Any = None,
-                     seed: int = 42) -> dict[str, Any]:
-    """Run the whole pipeline at each size (scenario performance_benchmark) and analyse each stage.
-
-    Returns ``{"component": "pipeline", "runs": [{rows, run_id, verdict, stages}],
-    "stages": {stage: scaling_analysis}, "superlinear": [stages...]}``.
-    """
-    from pipeline_props.runner import run_dataset
-    from pipeline_props.strategies import DataGenerationConfig, DataGenerator
-
-    gen = DataGenerator(DataGenerationConfig(seed=seed))
-    runs = []
-    per_stage: dict[str, list[tuple[int, float]]] = {}
-    for n in workload_sizes:
-        files = list(gen.generate_test_scenario_data("performance_benchmark", n).files)
-        result = run_dataset(files, settings=settings, infra=infra, seed=seed,
-                             scenario=f"scaling_{n}")
-        stages = {s: m["seconds"] for s, m in result.performance_metrics["stages"].items()}
-        runs.append({"rows": n, "run_id": result.run_id, "verdict": result.verdict, "stages": stages})
-        for stage, sec in stages.items():
-            per_stage.setdefault(stage, []).append((n, sec))
-    analysis = {stage: scaling_analysis(pts) for stage, pts in per_stage.items()}
-    return {"component": "pipeline", "sizes": list(workload_sizes), "runs": runs, "stages": analysis,
-            "superlinear": sorted(s for s, a in analysis.items() if a["superlinear"])}
-
-
-# --------------------------------------------------------------------------- the runner's hook
-
-
-def run_metrics(
-    monitor: PerformanceMonitor,
-    *,
-    run_id: str,
-    namespace: str,
-    pipeline: Any,
-    infra: Any,
-    timings: Mapping[str, float],
-    validation_data: Mapping[str, Any],
-) -> dict[str, Any]:
-    """performance_metrics.json of one run of :func:`pipeline_props.runner.run_dataset`.
-
-    Measures the latency while the namespace still exists (call it before
-    cleanup). Never raises: on an unexpected error it logs and returns the
-    per-stage seconds alone, so a measurement problem cannot fail a run.
-    """
-    kafka = validation_data.get("kafka", {})
-    spark = validation_data.get("spark", {})
-    rows_read = int(kafka.get("rows_read") or 0)
-    staged = (spark.get("rows_valid") or 0) + (spark.get("rows_rejected") or 0)
-    counts = {"rows_read": rows_read, "messages_produced": kafka.get("messages_produced"),
-              "messages_in_topic": kafka.get("messages_in_topic"), "spark_rows_in": spark.get("rows_in"),
-              "spark_batches": spark.get("batches"), "staged_rows": staged,
-              "staged_valid": spark.get("rows_valid"), "staged_rejected": spark.get("rows_rejected")}
-    rows = {"producer": rows_read, "broker": kafka.get("messages_in_topic"), "spark": spark.get("rows_in"),
-            "postgres": staged, "dbt": staged, "oracle": rows_read}
-    try:
-        checkpoint = getattr(pipeline, "checkpoint_dir", None)
-        latency = monitor.measure_latency(
-            bootstrap_servers=infra.kafka_bootstrap, topic=namespace, dsn=infra.postgres_dsn, schema=namespace,
-            checkpoint_dir=checkpoint(namespace) if callable(checkpoint) else None)
-        return monitor.pipeline_report(run_id=run_id, rows=rows, stage_seconds=timings, latency=latency,
-                                       counts=counts)
-    except Exception:  # noqa: BLE001 - performance figures must never fail a run
-        log.exception("performance metrics of %s could not be computed", run_id)
-        return {"run_id": run_id, "rows_read": rows_read, "counts": counts,
-                "stages": {stage: {"seconds": round(sec, 4),
-                                   "rows_per_s": round(rows_read / sec, 1) if sec > 0 and rows_read else None}
-                           for stage, sec in timings.items()}}
-
-
-def write_run_report(run_dir: Path) -> Path | None:
-    """Write report.html for a finished run; log (never raise) when it cannot."""
-    try:
-        from pipeline_props.reports.html import write_report
-
-        return write_report(run_dir)
-    except Exception:  # noqa: BLE001 - the report must never fail a run
-        log.exception("report.html of %s could not be written", run_dir)
-        return None
-
-
 __all__ = ["COMPONENTS", "PerformanceMonitor", "builtin_workload", "checkpoint_batch_ends",
-           "ledger_commit_times", "pipeline_scaling", "read_message_timestamps", "run_metrics", "staging_latencies",
-           "write_run_report"]
+           "ledger_commit_times", "read_message_timestamps", "staging_latencies"]

@@ -32,7 +32,7 @@ def errors(
     """
     from rich.table import Table
 
-    from pipeline_props.cli import _settings, console
+    from pipeline_props.commands.common import load_cli_settings as _settings, console
     from pipeline_props.errors import UsageError
     from pipeline_props.faults.injector import ErrorInjector
     from pipeline_props.faults.cluster_scenarios import CLUSTER_SCENARIOS, cluster_is_up, run_cluster_scenarios

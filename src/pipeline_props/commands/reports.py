@@ -124,8 +124,10 @@ def scaling(
     if component == "pipeline":
         from pipeline_props.infra import InfrastructureManager
 
+        from pipeline_props.scaling import pipeline_scaling
+
         with InfrastructureManager(settings) as infra:
-            result = monitor.run_throughput_benchmark("pipeline", ns, settings=settings, infra=infra)
+            result = pipeline_scaling(ns, settings=settings, infra=infra)
     else:
         result = monitor.run_throughput_benchmark(component, ns)
     root = Path(settings.run.artifacts_dir) / "scaling"

@@ -22,7 +22,7 @@ def register(app: typer.Typer) -> None:
 @cluster_app.command("up")
 def up(config: ConfigOpt = None) -> None:
     """Start the cluster (a no-op for the parts already running), probe every process, show them."""
-    from pipeline_props.cli import _print_status, _settings, console
+    from pipeline_props.commands.common import print_status as _print_status, load_cli_settings as _settings, console
     from pipeline_props.infra.cluster import ClusterServices
 
     settings = _settings(config)
@@ -37,7 +37,7 @@ def up(config: ConfigOpt = None) -> None:
 @cluster_app.command("down")
 def down(config: ConfigOpt = None) -> None:
     """Stop every cluster process on record (by pid), check no port is left open, remove the data."""
-    from pipeline_props.cli import _settings, console
+    from pipeline_props.commands.common import load_cli_settings as _settings, console
     from pipeline_props.errors import EXIT_ERROR
     from pipeline_props.infra.cluster import ClusterServices
 
@@ -58,7 +58,7 @@ def status(config: ConfigOpt = None,
     """Show every cluster process: port, pid, health. Exit 2 when one is down."""
     from dataclasses import asdict
 
-    from pipeline_props.cli import _print_status, _settings, console
+    from pipeline_props.commands.common import print_status as _print_status, load_cli_settings as _settings, console
     from pipeline_props.errors import EXIT_ERROR
     from pipeline_props.infra.cluster import ClusterServices
 
@@ -74,7 +74,7 @@ def status(config: ConfigOpt = None,
 @cluster_app.command("env")
 def env(config: ConfigOpt = None) -> None:
     """Print the `export E2E_...` lines that point pipeline-props and pytest at the running cluster."""
-    from pipeline_props.cli import _settings, console
+    from pipeline_props.commands.common import load_cli_settings as _settings, console
     from pipeline_props.infra.cluster import ClusterServices
 
     svc = ClusterServices.from_state(_settings(config))
