@@ -23,7 +23,7 @@ from pipeline_props.pipeline.incremental import IncrementalPipeline, plan_arriva
 from pipeline_props.pipeline.reference import postgres_target
 from pipeline_props.pipeline.stream import SharedStream
 from pipeline_props.strategies import SalesDataset, sales_datasets
-from pipeline_props.testing.incremental import arrival_events, check_incremental
+from pipeline_props.testing.incremental import arrival_events, check_incremental, incremental_cases
 from pipeline_props.testing.profiles import examples_for
 from pipeline_props.testing.properties import (
     check_against_oracle,
@@ -38,11 +38,7 @@ pytestmark = [pytest.mark.properties, pytest.mark.integration]
 
 SCHEMA = "pp_incremental_props"
 METAMORPHIC = examples_for("metamorphic")
-#: More repeated events than the main property's datasets: versions and copies to spread over batches.
-DATASETS = sales_datasets(min_rows=1, max_rows=12, files=(1, 2), error_rate=0.2, duplicate_rate=0.4)
-#: k (2 first: shrinks to two batches), and per record a shift off round robin (plan_arrivals).
-BATCHES = st.integers(0, 4).map(lambda i: (2, 3, 1, 4, 5)[i])
-DEALS = st.lists(st.integers(0, 4), min_size=1, max_size=24)
+CASES = incremental_cases()
 
 
 @pytest.fixture(scope="module")
@@ -55,11 +51,12 @@ def incremental(infrastructure: Any, shared_stream: SharedStream) -> Iterator[In
 
 
 @settings(max_examples=METAMORPHIC)
-@given(dataset=DATASETS, k=BATCHES, deal=DEALS)
+@given(case=CASES)
 def test_k_incremental_runs_equal_the_oracle_and_one_full_refresh(
-    incremental: IncrementalPipeline, dataset: SalesDataset, k: int, deal: list[int],
+    incremental: IncrementalPipeline, case: tuple[SalesDataset, int, list[int]],
 ) -> None:
     """After every batch the tables equal the oracle so far; at the end, a full refresh and the whole dataset."""
+    dataset, k, deal = case
     try:
         plan = plan_arrivals(dataset.files, deal, k)
     except InputError:

@@ -271,7 +271,6 @@ def run_stages_in_batches(pipeline: Any, namespace: str, plan: ArrivalPlan, *,
         progress(f"batch 1/{len(plan.batches)}", "start")
     steps = run_arrivals(pipeline, namespace, plan, on_step=on_step, keep_going=True)
     istats = IngestStats()
-    tstats = TransformStats(rows=0, batches=0, seconds=0.0)
     for step in steps:
         if step.ingest is not None:
             real = [f for f in step.ingest.per_file if not str(f["name"]).startswith(_STAND_IN)]
@@ -282,7 +281,7 @@ def run_stages_in_batches(pipeline: Any, namespace: str, plan: ArrivalPlan, *,
             istats.seconds += step.ingest.seconds
             istats.per_file.extend(real)
             istats.headers.extend(step.ingest.headers[len(step.ingest.headers) - len(real):])
-        tstats.rows += max(step.transform.rows, 0)
-        tstats.batches += max(step.transform.batches, 0)
-        tstats.seconds += step.transform.seconds
+    tstats = TransformStats(rows=sum(max(s.transform.rows, 0) for s in steps),
+                            batches=sum(max(s.transform.batches, 0) for s in steps),
+                            seconds=sum(s.transform.seconds for s in steps))
     return istats, tstats, steps[-1].tables, steps

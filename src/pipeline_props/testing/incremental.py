@@ -25,10 +25,46 @@ from pipeline_props.compare import Divergence, TableSet, compare, compare_tables
 from pipeline_props.pipeline.incremental import ArrivalPlan, Step, run_arrivals
 from pipeline_props.testing import properties as P
 
-__all__ = ["arrival_events", "check_incremental"]
+__all__ = ["UNREADABLE_ROWS", "arrival_events", "check_incremental", "incremental_cases"]
 
 PROPERTY = "incremental marts"
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-incremental-oracle")
+
+
+#: Records without a readable event id (event_id NULL in rejected_rows): an empty event_id and two
+#: malformed records. The dataset strategies make few of them; a NULL in a unique key needs two.
+UNREADABLE_ROWS: tuple[bytes, ...] = (
+    b",o9,c9,p9,toys,NA,online,1,1.00,,USD,2024-01-01T00:00:00Z",
+    b"e9,o9,c9",
+    b'e9,"o9"x,c9,p9,toys,NA,online,1,1.00,,USD,2024-01-01T00:00:00Z',
+)
+
+
+def incremental_cases(**dataset_options: Any) -> Any:
+    """(dataset, k, shifts) for :func:`plan_arrivals`: the dataset, plus 0-3 records without an event id
+    in a file of their own, k in 1..5 (shrinking to 2) and a deal of the records.
+
+    ``dataset_options`` go to ``sales_datasets`` (default: up to 12 rows in 1-2
+    files, error rate 0.2, duplicate rate 0.4: versions and copies to spread).
+    """
+    from hypothesis import strategies as st
+
+    from pipeline_props.strategies import SalesDataset, sales_datasets
+
+    options = {"min_rows": 0, "max_rows": 12, "files": (1, 2), "error_rate": 0.2, "duplicate_rate": 0.4,
+               **dataset_options}
+    header = (",".join(C.COLUMNS) + "\n").encode()
+
+    def combine(dataset: Any, unreadable: list[bytes]) -> Any:
+        if not unreadable:
+            return dataset
+        extra = ("no_event_id.csv", header + b"".join(r + b"\n" for r in unreadable))
+        return SalesDataset(files=(*dataset.files, extra))
+
+    datasets = st.builds(combine, sales_datasets(**options),
+                         st.lists(st.sampled_from(UNREADABLE_ROWS), max_size=3))
+    return st.tuples(datasets, st.integers(0, 4).map(lambda i: (2, 3, 1, 4, 5)[i]),
+                     st.lists(st.integers(0, 4), min_size=1, max_size=24))
 
 
 def _oracle(files: Sequence[tuple[str, bytes]]) -> TableSet:
@@ -51,8 +87,12 @@ def arrival_events(plan: ArrivalPlan) -> list[str]:
                                    "WHERE table_name = 'versions'").fetchone()[0]
         rows = con.execute("SELECT c.event_id, c.file_index, v.verdict FROM candidates AS c "
                            "JOIN versions AS v USING (rid)").fetchall() if has_versions else []
+        unreadable = [r[0] for r in con.execute("SELECT source_file FROM rejected WHERE event_id IS NULL").fetchall()]
     finally:
         con.close()
+    batch_of_name = {name: k for k, batch in enumerate(plan.batches) for name, _ in batch}
+    if len({batch_of_name.get(name) for name in unreadable}) > 1:
+        labels.append("rows without an event id in different batches")
     spread: dict[tuple[str, bool], set[int]] = {}
     for event_id, file_index, verdict in rows:
         spread.setdefault((event_id, verdict == "conflict"), set()).add(batch_of_file[file_index])
