@@ -55,6 +55,7 @@ from hypothesis.stateful import (
 from pipeline_props.errors import InfrastructureError
 from pipeline_props.faults import FaultHarness
 from pipeline_props.faults.scenarios import PLAIN_HEADER
+from pipeline_props.pipeline.incremental import IncrementalPipeline
 from pipeline_props.pipeline.reference import ReferencePipeline
 from pipeline_props.pipeline.staging import StagingSink
 from pipeline_props.strategies import sales_datasets
@@ -118,6 +119,7 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     infra: ClassVar[Any] = None
     injector: ClassVar[Any] = None
     pipeline_kwargs: ClassVar[dict[str, Any]] = {}
+    pipeline_class: ClassVar[type] = ReferencePipeline
     fault_menu: ClassVar[tuple[str, ...]] = FAULT_MENU
     dbt_budget: ClassVar[int] = 0
     tally: ClassVar[Tally] = Tally()
@@ -125,7 +127,7 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     def __init__(self) -> None:
         super().__init__()
         self.tally.schedules += 1
-        pipeline = ReferencePipeline(self.infra, partitions=1, **self.pipeline_kwargs)
+        pipeline = self.pipeline_class(self.infra, partitions=1, **self.pipeline_kwargs)
         self.h = FaultHarness(self.infra, self.injector, pipeline=pipeline)
         self.active: list[tuple[str, str]] = []  # (kind, error id)
         self.dbt_runs = 0
@@ -438,3 +440,120 @@ def test_an_infrastructure_error_abandons_the_schedule_not_the_run(infrastructur
     assert len(cls.tally.abandoned) == 1 and "simulated" in cls.tally.abandoned[0], cls.tally.abandoned
     assert cls.tally.schedules >= 2 and cls.tally.checks >= 1  # a later schedule ran to its checks
     assert not fault_injector.active
+
+
+# ------------------------------------------------------------------ incremental marts under faults
+
+
+class IncrementalFaultMachine(PipelineFaultMachine):
+    """The machine with incremental marts (pipeline/incremental.py) and two more rules.
+
+    * dbt killed mid-run (faults/dbt_kill.py: SIGKILL of the process running
+      ``dbt run`` once some models committed the run and others had not),
+      then the pipeline's next model run: the marts must equal a full refresh
+      of the same staging (no partial merge survives, no batch counts twice);
+    * a rerun of the same batch: a model run repeated with no new data
+      changes no table.
+
+    Every schedule starts with batch 1, the marts built, batch 2 and a dbt
+    kill; the teardown check compares the marts with the oracle as usual.
+    """
+
+    pipeline_class = IncrementalPipeline
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.built = False
+
+    def _first_kill(self, dataset: Any, later: Any) -> None:
+        self._produce(dataset, None)
+        self._model(self.h.run_dbt)
+        self._produce(later, None)
+        self._kill_dbt()
+
+    def _model(self, run: Any) -> None:
+        """Catch up, then ``run`` (a model run) under the services guard."""
+        if self.abandoned:
+            return
+        with self.tally.timed("dbt"), self._services("incremental dbt"):
+            out = self.h.catch_up()
+            assert out.ok, f"the stream did not catch up with every fault healed: {out.error}"
+            run()
+            self.built = True
+
+    def _kill_dbt(self) -> None:
+        from pipeline_props.faults.dbt_kill import run_killed_dbt
+
+        self.tally.steps += 1
+        self.tally.faults["dbt_kill"] += 1
+
+        def kill_and_rerun() -> None:
+            kill = run_killed_dbt(self.infra.postgres_dsn, self.h.pipeline.warehouse_target(self.h.ns))
+            event(f"dbt killed: {len(kill.applied)} model(s) had applied the run")
+            print(f"dbt killed at run {kill.run}: applied {kill.applied}, pending {kill.pending}", flush=True)  # noqa: T201
+            self.h.run_dbt()  # the recovery: the next model run
+            self._same_as_full_refresh("after dbt was killed mid-run and rerun")
+
+        self._model(kill_and_rerun)
+
+    def _same_as_full_refresh(self, when: str) -> None:
+        from pipeline_props.compare import compare
+
+        incremental = self.h.pipeline.read_tables(self.h.ns)
+        self.h.pipeline.full_refresh(self.h.ns)
+        div = compare(incremental, self.h.pipeline.read_tables(self.h.ns))
+        assert div.ok, f"{when}, the incremental marts differ from a full refresh:\n" + div.render(max_rows=8) \
+            .replace("pipeline and oracle", "incremental and full refresh")
+
+    @precondition(lambda self: not self.active and self.built)
+    @rule()
+    def dbt_killed_mid_run(self) -> None:
+        self._kill_dbt()
+
+    @precondition(lambda self: not self.active)
+    @rule()
+    def run_incremental_dbt(self) -> None:
+        self.tally.steps += 1
+        self._model(self.h.run_dbt)
+
+    @precondition(lambda self: not self.active and self.built)
+    @rule()
+    def rerun_with_no_new_data(self) -> None:
+        """The same batch's model run again: no table may change."""
+        from pipeline_props.compare import compare
+
+        self.tally.steps += 1
+
+        def twice() -> None:
+            self.h.run_dbt()
+            before = self.h.pipeline.read_tables(self.h.ns)
+            self.h.run_dbt()
+            div = compare(self.h.pipeline.read_tables(self.h.ns), before)
+            assert div.ok, "a model run with no new data changed the tables:\n" + div.render(max_rows=8) \
+                .replace("pipeline and oracle", "rerun and first run")
+
+        self._model(twice)
+
+
+def incremental_machine(menu: tuple[str, ...], **pipeline_kwargs: Any) -> type[IncrementalFaultMachine]:
+    """The incremental machine drawing its faults from ``menu`` (every schedule starts with a dbt kill)."""
+    base = machine(menu, **pipeline_kwargs)
+    attrs = {k: v for k, v in vars(base).items() if k in ("fault_menu", "pipeline_kwargs", "inject",
+                                                           "produce_under_fault")}
+    attrs["first_batch"] = initialize(dataset=BATCHES, later=BATCHES)(IncrementalFaultMachine._first_kill)
+    return type("IncrementalFaultMachine", (IncrementalFaultMachine,), attrs)
+
+
+#: (max_examples, steps per example) of the incremental machine per profile: in ci one schedule, so one
+#: dbt kill (its child process starts dbt: ~15-30 s here).
+_INCREMENTAL_BUDGET = {"dev": (1, 2), "ci": (1, 2), "thorough": (10, 8)}
+
+
+def test_incremental_marts_survive_dbt_kills_and_reruns(infrastructure, fault_injector) -> None:
+    """dbt killed mid-run and reruns with no new data: the marts equal a full refresh and, at the end, the oracle."""
+    examples, steps = _INCREMENTAL_BUDGET[current_profile()]
+    menu = ("postgres_cut", "spark_crash_after_write") + (FAULT_MENU[2:] if current_profile() == "thorough" else ())
+    cls = incremental_machine(menu, schema="pp_fault_incremental")
+    _run(cls, infrastructure, fault_injector, _settings(examples, steps))
+    assert cls.tally.faults["dbt_kill"] >= 1
+    assert cls.tally.outcome["lost"] == 0 and cls.tally.outcome["duplicated"] == 0, cls.tally.render()
