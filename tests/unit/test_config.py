@@ -60,7 +60,8 @@ def test_bad_env_values_name_key_value_expectation_and_source(var, value, key, e
 
 def test_every_env_var_is_honoured() -> None:
     samples = {"E2E_BACKEND": "external", "E2E_LOG_LEVEL": "DEBUG", "E2E_WAREHOUSE": "duckdb",
-               "E2E_CLEANUP_ON_FAILURE": "false", "E2E_PRESERVE_TEST_DATA": "true"}
+               "E2E_CLEANUP_ON_FAILURE": "false", "E2E_PRESERVE_TEST_DATA": "true",
+               "E2E_DBT_MODE": "incremental", "E2E_BATCHES": "3"}
     for var, (section, key) in ENV_VARS.items():
         value = samples.get(var, "4242" if "PORT" in var or "SIZE" in var else "x:1")
         s = load_settings(env={var: value})
