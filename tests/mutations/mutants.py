@@ -172,6 +172,9 @@ class Mutant:
     dbt_edits: tuple[tuple[str, str, str], ...] = ()
     #: MiniPipeline keyword arguments
     pipeline_kwargs: dict[str, Any] = field(default_factory=dict)
+    #: In the rows-only shrink, also run candidates with as many rows as the smallest
+    #: failure (a duplicate's link to its source row must shrink before rows can go)
+    same_rows_shrink: bool = False
 
     def __repr__(self) -> str:
         return f"Mutant({self.name})"
@@ -314,6 +317,8 @@ MUTANTS: tuple[Mutant, ...] = (
         dbt_edits=(("macros/money.sql", _HALF_AWAY, _HALF_EVEN),),
         # The tie row can come first in a dataset of eight; shrinking away the
         # other seven has taken up to ~155 runs (80 left it at 8 rows once).
+        # A half-even trap is in about one example in six (12 missed it once).
+        examples={"dev": 20, "ci": 40, "thorough": 150},
         max_runs={"ci": 240},
     ),
     Mutant(
@@ -328,9 +333,13 @@ MUTANTS: tuple[Mutant, ...] = (
         "duplicates_counted_twice",
         "every identical copy of an event accepted (dbt int_duplicate_events)",
         "dbt", "direct",
-        sales_datasets(max_rows=4, duplicate_rate=0.5, edge_cases=False, formatting=False),
+        # An identical copy needs a valid row to repeat: about one example in seven
+        # over 6 rows (one in twelve over 4, which 30 examples could miss).
+        sales_datasets(max_rows=6, duplicate_rate=0.5, edge_cases=False, formatting=False),
         needs_rows=2,
-        examples={"dev": 10, "ci": 30, "thorough": 100},
+        examples={"dev": 10, "ci": 60, "thorough": 100},
+        same_rows_shrink=True,
+        max_runs={"ci": 160},
         dbt_edits=(("models/intermediate/int_duplicate_events.sql",
                     "else 'duplicate'", "else 'accepted'"),),
     ),
@@ -339,11 +348,16 @@ MUTANTS: tuple[Mutant, ...] = (
         "the first version of a conflicting event accepted, the others rejected "
         "(dbt int_duplicate_events)",
         "dbt", "direct",
-        # A conflicting pair must be drawn first: a high duplicate rate and a wider
-        # budget keep the derandomized search from missing it (it did at 0.5 / 30).
-        sales_datasets(max_rows=4, duplicate_rate=0.9, edge_cases=False, formatting=False),
+        # A conflicting pair must be drawn first. A duplicate needs a valid row to
+        # repeat, so a higher rate makes fewer pairs: 0.5 over 6 rows has a conflict
+        # in about one example in four (0.9 over 4 rows: one in twenty, missed in 60).
+        sales_datasets(max_rows=6, duplicate_rate=0.5, edge_cases=False, formatting=False),
         needs_rows=2,
         examples={"dev": 20, "ci": 60, "thorough": 150},
+        # The duplicate names its source as the n-th valid row before it; rows between
+        # them go only once n shrinks, which takes candidates of the same size.
+        same_rows_shrink=True,
+        max_runs={"ci": 160},
         dbt_edits=(("models/intermediate/int_duplicate_events.sql",
                     "when versions.version_count > 1 then 'conflicting_duplicate'",
                     "when versions.version_count > 1 and row_number() over (\n"
@@ -393,9 +407,10 @@ MUTANTS: tuple[Mutant, ...] = (
         "dbt", "direct",
         sales_datasets(max_rows=8, edge_cases=True, **_SMALL),
         dbt_edits=(("macros/money.sql", _NARROW, _NARROW_MUTANT),),
-        # Needs a large quantity and a large price in one row: one example in
-        # 20-80 has it, and which one moves with the suite around the search
-        # (it survived 60 examples once). A direct-path run costs ~0.3 s.
+        # Needs a line of 10^9 or more (generation's "line max": 10^5 x 10^6): one
+        # example in ten over a random run, but a derandomized search starts from
+        # the simplest datasets (120 examples, 71 distinct, had none). A direct-path
+        # run costs ~0.3 s.
         examples={"dev": 20, "ci": 250, "thorough": 400},
         max_runs={"ci": 300, "thorough": 600},
     ),

@@ -66,7 +66,7 @@ _HALF_MILLS = st.sampled_from((500, 100, 900, 750, 250, 875, 125, 300, 10, 1, 0)
 _LEAVES = st.sampled_from((
     "return", "quantity max", "quantity min", "price zero", "price max", "discount zero",
     "discount one", "half-cent line even", "half-cent line odd", "half-cent line negative",
-    "usd EUR", "usd GBP", "usd JPY", "usd CAD", "return_rate trap",
+    "usd EUR", "usd GBP", "usd JPY", "usd CAD", "return_rate trap", "line max",
 ))
 
 
@@ -83,6 +83,8 @@ def amounts(draw: st.DrawFn, edge_cases: bool) -> Amount:
         return replace(plain, quantity=-plain.quantity)
     if leaf.startswith("quantity"):
         return replace(plain, quantity=c.QUANTITY_MAX if leaf == "quantity max" else c.QUANTITY_MIN)
+    if leaf == "line max":  # the largest line the bounds allow: 10^5 x 10^6 = 10^11
+        return Amount(sign * c.QUANTITY_MAX, CENTS_MAX, draw(_PLAIN_MILLS))
     if leaf.startswith("price"):
         return replace(signed, cents=0 if leaf == "price zero" else CENTS_MAX)
     if leaf.startswith("discount"):
@@ -125,6 +127,8 @@ def amount_labels(quantity: int, cents: int, mills: int | None, currency: str) -
         out.add("clause: return (negative quantity)")
     if cents in (0, CENTS_MAX):
         out.add(f"limit: unit_price {cents // 100}.00")
+    if abs(quantity) * cents * (1000 - (mills or 0)) >= 10**14:  # in 1e-5 units: 10^9 and more
+        out.add("limit: line amount 10^9 and more")
     if mills is None:
         out.add("clause: discount missing")
     elif mills in (0, 1000):

@@ -22,7 +22,7 @@ COVERAGE_LABELS: dict[str, tuple[str, ...]] = {
         "limit: quantity 100000", "limit: quantity -100000", "limit: quantity +-1",
         "limit: quantity 0", "limit: quantity 100001", "limit: quantity -100001",
         "limit: quantity 9 digits",
-        "limit: unit_price 0.00", "limit: unit_price 1000000.00",
+        "limit: unit_price 0.00", "limit: unit_price 1000000.00", "limit: line amount 10^9 and more",
         "limit: unit_price -0.01", "limit: unit_price 1000000.01",
         "limit: unit_price 9 digits",
         "limit: discount 0", "limit: discount 1", "limit: discount 1.001",
