@@ -285,6 +285,9 @@ class ClusterInjector(ErrorInjector):
                 process.spawn()
             else:
                 process.start(timeout=self.infra.infra.startup_timeout_s)
+        elif process.role != "master" and not self.spark_cluster.master.running():
+            # the master is down too (its kill is undone later): the worker registers once it is back
+            process.spawn(self.spark_cluster.env())
         else:
             self.spark_cluster.restart(process.role, timeout=self.infra.infra.startup_timeout_s)
         self.cluster.save_state()

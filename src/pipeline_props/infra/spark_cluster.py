@@ -185,6 +185,8 @@ class SparkStandalone:
             if not _process.wait_until(lambda: (self.master_state() or {}).get("status") == "ALIVE", timeout, 0.5):
                 raise InfrastructureError("spark master", f"not ALIVE {timeout:.0f} s after its restart",
                                           log_path=d.log_path)
+            # workers recovered from its state, or started while it was down, register again
+            self.wait_for_workers(sum(w.running() for w in self.workers), timeout)
         else:
             self.wait_for_workers(len(self.workers), timeout)
 
