@@ -288,7 +288,7 @@ def _arrival_plan(files: Sequence[tuple[str, bytes]], settings: Settings) -> Any
     """The dataset's ``run.batches`` arrival batches (records dealt round robin), None for one batch, full mode."""
     if settings.run.batches <= 1 and settings.run.dbt_mode == "full":
         return None
-    from pipeline_props.pipeline.incremental import plan_arrivals
+    from pipeline_props.testing.arrivals import plan_arrivals
 
     return plan_arrivals(files, [0], settings.run.batches)
 
@@ -309,7 +309,7 @@ def _make_pipeline(infra: Any, settings: Settings) -> Any:
 def _run_batches(pipeline: StagedPipeline, namespace: str, plan: Any, out: Path,
                  step: Progress) -> tuple[Any, Any]:
     """Every batch through the stages, the tables compared with the oracle after each (incremental_steps.json)."""
-    from pipeline_props.pipeline.incremental import run_stages_in_batches
+    from pipeline_props.testing.arrivals import run_stages_in_batches
 
     for k, batch in enumerate(plan.batches):
         for name, data in batch:

@@ -17,8 +17,9 @@ import pytest
 from pipeline_props import contract as C
 from pipeline_props.compare import compare
 from pipeline_props.pipeline.compiled_incremental import IncrementalProject
-from pipeline_props.pipeline.incremental import ArrivalPlan, IncrementalPipeline, run_arrivals
+from pipeline_props.pipeline.incremental import IncrementalPipeline
 from pipeline_props.pipeline.reference import postgres_target
+from pipeline_props.testing.arrivals import ArrivalPlan, run_arrivals
 from pipeline_props.testing.properties import fresh_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -28,15 +28,16 @@ from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
-
 from mutants import dbt_variant
+
 from pipeline_props.errors import DivergenceError, InputError
 from pipeline_props.pipeline import model
 from pipeline_props.pipeline.compiled_incremental import IncrementalProject
-from pipeline_props.pipeline.incremental import ArrivalPlan, IncrementalPipeline, plan_arrivals
+from pipeline_props.pipeline.incremental import IncrementalPipeline
 from pipeline_props.pipeline.reference import postgres_target
 from pipeline_props.pipeline.stream import SharedStream
 from pipeline_props.strategies import SalesDataset
+from pipeline_props.testing.arrivals import ArrivalPlan, plan_arrivals
 from pipeline_props.testing.incremental import check_incremental, incremental_cases
 from pipeline_props.testing.profiles import current_profile
 

@@ -19,11 +19,16 @@ from hypothesis import strategies as st
 
 from pipeline_props.errors import InputError
 from pipeline_props.pipeline.compiled_incremental import IncrementalProject
-from pipeline_props.pipeline.incremental import IncrementalPipeline, plan_arrivals
+from pipeline_props.pipeline.incremental import IncrementalPipeline
 from pipeline_props.pipeline.reference import postgres_target
 from pipeline_props.pipeline.stream import SharedStream
 from pipeline_props.strategies import SalesDataset, sales_datasets
-from pipeline_props.testing.incremental import arrival_events, check_incremental, incremental_cases
+from pipeline_props.testing.arrivals import plan_arrivals
+from pipeline_props.testing.incremental import (
+    arrival_events,
+    check_incremental,
+    incremental_cases,
+)
 from pipeline_props.testing.profiles import examples_for
 from pipeline_props.testing.properties import (
     check_against_oracle,

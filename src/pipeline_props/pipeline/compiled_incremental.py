@@ -203,12 +203,12 @@ def _strategy(node: IncrementalModel, table: sql.Identifier, tmp: sql.Identifier
 
 def _compile(folder: Path, project_dir: Path, target: model.WarehouseTarget) -> dict[str, Any]:
     """``dbt compile`` in incremental mode for ``target``; the manifest."""
-    with model._dbt_lock:  # noqa: SLF001 - dbt is not re-entrant
-        model._write_profile(folder, target, 1)  # noqa: SLF001
-        outcome, _ = model._invoke("compile", folder, project_dir, target, None, None,  # noqa: SLF001
+    with model._dbt_lock:
+        model._write_profile(folder, target, 1)
+        outcome, _ = model._invoke("compile", folder, project_dir, target, None, None,
                                    INCREMENTAL_VARS)
     if outcome.exception is not None or not outcome.success:
-        failed = [model._describe(r) for r in getattr(outcome.result, "results", None) or []  # noqa: SLF001
+        failed = [model._describe(r) for r in getattr(outcome.result, "results", None) or []
                   if str(getattr(r.status, "value", r.status)) in ("error", "fail")]
         raise PipelineStageError(STAGE, "dbt compile (incremental mode) failed: "
                                  + ("; ".join(failed) or str(outcome.exception)))

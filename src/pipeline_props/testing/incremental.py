@@ -22,8 +22,8 @@ from typing import Any
 
 from pipeline_props import contract as C
 from pipeline_props.compare import Divergence, TableSet, compare, compare_tables
-from pipeline_props.pipeline.incremental import ArrivalPlan, Step, run_arrivals
 from pipeline_props.testing import properties as P
+from pipeline_props.testing.arrivals import ArrivalPlan, Step, run_arrivals
 
 __all__ = ["UNREADABLE_ROWS", "arrival_events", "check_incremental", "incremental_cases"]
 
@@ -75,7 +75,9 @@ def _oracle(files: Sequence[tuple[str, bytes]]) -> TableSet:
 
 def arrival_events(plan: ArrivalPlan) -> list[str]:
     """Labels of what a plan exercises: events whose versions or copies arrive in different batches."""
-    from pipeline_props.oracles.duckdb_oracle import _build  # the oracle's own duplicate verdicts
+    from pipeline_props.oracles.duckdb_oracle import (
+        _build,  # the oracle's own duplicate verdicts
+    )
 
     batch_of_file = [k for k, batch in enumerate(plan.batches) for _ in batch]
     labels = [f"{len(plan.batches)} batch(es)"]
@@ -109,8 +111,8 @@ def _against_whole_dataset(final: TableSet, whole: TableSet) -> list[str]:
     div = Divergence(diffs={t: compare_tables(t, final.get(t, []), whole.get(t, [])) for t in tables})
     problems = [] if div.ok else [div.render().replace("pipeline and oracle",
                                                        "after the last batch, pipeline and the oracle over the whole dataset")]
-    got = P._rejections_modulo_position(final.get(C.REJECTED_ROWS, []))  # noqa: SLF001
-    want = P._rejections_modulo_position(whole.get(C.REJECTED_ROWS, []))  # noqa: SLF001
+    got = P._rejections_modulo_position(final.get(C.REJECTED_ROWS, []))
+    want = P._rejections_modulo_position(whole.get(C.REJECTED_ROWS, []))
     if got != want:
         problems.append("rejected_rows modulo position differ from the oracle over the whole dataset:\n"
                         f"  pipeline only: {sorted((got - want).elements(), key=repr)}\n"
@@ -129,7 +131,7 @@ def check_incremental(pipeline: Any, dataset: Any, plan: ArrivalPlan, namespace:
     Returns the steps when everything held; raises DivergenceError otherwise.
     The namespace is prepared here and cleaned up at the end.
     """
-    files = P._files_of(dataset)  # noqa: SLF001 - same package
+    files = P._files_of(dataset)
     namespace = namespace or P.fresh_namespace()
     futures: dict[int, Future[TableSet]] = {
         k: _POOL.submit(_oracle, plan.arrived(k)) for k in range(len(plan.batches))}
@@ -139,7 +141,7 @@ def check_incremental(pipeline: Any, dataset: Any, plan: ArrivalPlan, namespace:
     divergence: Divergence | None = None
     pipeline.prepare(namespace)
     try:
-        with P._reported_build(pipeline):  # noqa: SLF001 - the real dbt on the reported example
+        with P._reported_build(pipeline):
             steps = run_arrivals(pipeline, namespace, plan, expected=lambda k: futures[k].result(),
                                  keep_going=True)
             for step in steps:
@@ -168,6 +170,6 @@ def check_incremental(pipeline: Any, dataset: Any, plan: ArrivalPlan, namespace:
     if problems:
         datasets = {f"batch {k + 1}": batch for k, batch in enumerate(plan.batches)}
         text = f"arrival batches ({len(plan.batches)}):\n{plan.describe()}\n\n" + "\n".join(problems)
-        raise P._fail(PROPERTY, text, datasets, pipeline=pipeline, repro_root=repro_root,  # noqa: SLF001
+        raise P._fail(PROPERTY, text, datasets, pipeline=pipeline, repro_root=repro_root,
                       divergence=divergence, write_repro=write_repro)
     return steps
