@@ -295,7 +295,7 @@ def _arrival_plan(files: Sequence[tuple[str, bytes]], settings: Settings) -> Any
 
 def _make_pipeline(infra: Any, settings: Settings) -> Any:
     """The shipped pipeline for the settings' warehouse and dbt mode."""
-    from pipeline_props.repro import make_pipeline
+    from pipeline_props.pipeline.factory import make_pipeline
 
     if settings.run.dbt_mode == "full":
         return make_pipeline(infra, settings.run.warehouse)
