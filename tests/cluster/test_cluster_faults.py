@@ -39,7 +39,7 @@ def test_cluster_scenario_loses_nothing(name: str, cluster_infra: Any, cluster_i
     cluster_injector.notes.clear()
     assert result.passed, f"{name}: {result.error or result.findings} ({result.fault_observed}; {notes})"
     assert result.records_lost == 0 and result.records_duplicated == 0
-    print(f"{name}: {result.seconds:.0f} s, recovery {result.recovery_seconds:.1f} s; {result.fault_observed}; "  # noqa: T201
+    print(f"{name}: {result.seconds:.0f} s, recovery {result.recovery_seconds:.1f} s; {result.fault_observed}; "
           f"{notes}")
 
 

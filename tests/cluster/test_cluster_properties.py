@@ -60,7 +60,7 @@ def test_the_cluster_runs_what_it_says(cluster: Any, cluster_infra: Any, pipelin
     """Executors on both workers, topics with 3 in-sync replicas: not local mode in disguise."""
     spark = cluster_infra.spark
     assert spark.sparkContext.master == cluster.master_url
-    executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1  # noqa: SLF001 - minus the driver
+    executors = spark.sparkContext._jsc.sc().getExecutorMemoryStatus().size() - 1
     assert executors == 2, f"{executors} executors registered"
     topic = pipeline.topic_for("pp_probe")
     replicas, isr = cluster.kafka.partition_replicas(topic)[0]

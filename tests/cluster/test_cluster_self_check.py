@@ -33,14 +33,14 @@ from .machine import ClusterFaultMachine, cluster_machine
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults, pytest.mark.slow]
 
-BROKEN_REPLICATION = dict(
-    producer_config={**CLUSTER_PRODUCER_CONFIG, "acks": "1", "enable.idempotence": False},
-    topic_config={"min.insync.replicas": "1", "unclean.leader.election.enable": "true"},
-)
+BROKEN_REPLICATION = {
+    "producer_config": {**CLUSTER_PRODUCER_CONFIG, "acks": "1", "enable.idempotence": False},
+    "topic_config": {"min.insync.replicas": "1", "unclean.leader.election.enable": "true"},
+}
 #: The fault both replication tests draw: followers stopped, the leader alone; recovery fails it over.
 ISOLATED_LEADER = ("kafka_isolated_leader_kill",)
 #: Generation then shrinking, the same examples every run (the finding must not depend on luck).
-_FIND_AND_SHRINK = dict(phases=[Phase.generate, Phase.shrink], database=None, derandomize=True)
+_FIND_AND_SHRINK = {"phases": [Phase.generate, Phase.shrink], "database": None, "derandomize": True}
 MAX_SHRUNK_STEPS = 6
 
 
@@ -58,7 +58,7 @@ def test_lost_acks_under_leader_kills_are_found_and_shrunk(cluster_infra: Any, c
     message = str(info.value)
     assert "lost" in message and "kafka" in message, message
     steps = _steps(info.value)
-    print("shrunk schedule:\n  " + "\n  ".join(steps))  # noqa: T201
+    print("shrunk schedule:\n  " + "\n  ".join(steps))
     assert 0 < len(steps) <= MAX_SHRUNK_STEPS, f"not shrunk to a short schedule: {steps}"
 
 
@@ -125,7 +125,7 @@ def test_a_consumer_that_commits_offsets_before_the_sink_is_caught(cluster_infra
     message = str(info.value)
     assert "staging" in message and "lost" in message, message
     steps = _steps(info.value)
-    print("shrunk schedule:\n  " + "\n  ".join(steps))  # noqa: T201
+    print("shrunk schedule:\n  " + "\n  ".join(steps))
     assert 0 < len(steps) <= MAX_SHRUNK_STEPS, steps
 
 

@@ -112,4 +112,4 @@ def test_cluster_comes_up_keeps_every_acked_record_through_a_leader_kill_and_goe
         assert not busy, f"ports still open after down: {busy}"
         assert not [p for p in pids if _process.pid_alive(p)], "processes left after down"
         assert not any(_process.port_open(p) for p in ports)
-        print(f"cluster smoke: {time.monotonic() - t0:.0f} s")  # noqa: T201
+        print(f"cluster smoke: {time.monotonic() - t0:.0f} s")

@@ -12,7 +12,12 @@ from collections.abc import Callable
 
 from pipeline_props.errors import UsageError
 from pipeline_props.faults.cluster import ClusterInjector
-from pipeline_props.faults.scenarios import ErrorScenario, ScenarioContext, ScenarioResult, register
+from pipeline_props.faults.scenarios import (
+    ErrorScenario,
+    ScenarioContext,
+    ScenarioResult,
+    register,
+)
 from pipeline_props.infra import _process
 
 #: Records of the batch a mid-ingest or mid-task kill lands in (so there is a "mid").

@@ -85,7 +85,7 @@ class ClusterBroker(KafkaBroker):
         proc = subprocess.run(
             self._base_cmd("kafka.tools.StorageTool") + [
                 "format", "-t", self.cluster_id, "-c", str(props), "--ignore-formatted"],
-            capture_output=True, text=True, timeout=120)
+            capture_output=True, text=True, timeout=120, check=False)
         if proc.returncode != 0:
             raise InfrastructureError(
                 f"kafka broker {self.node_id}", f"formatting KRaft storage failed: {proc.stderr.strip()[-800:]}")
