@@ -61,6 +61,7 @@ def test_a_replayed_batch_is_not_counted_twice(spark: SparkSession, pipeline: Sn
     assert pipeline.staging_counts(namespace) == {"stg_events": 1, "stg_rejects": 2, "batch_ledger": 2}
 
 
+@pytest.mark.slow  # a restart of the query on the emulator; test_a_replayed_batch_... covers the replay in ci
 def test_a_crash_after_the_commit_then_a_restart_writes_once(
     spark: SparkSession, pipeline: SnowflakeWarehousePipeline, namespace: str, tmp_path: Path
 ) -> None:
