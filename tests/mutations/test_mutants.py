@@ -74,8 +74,7 @@ def shrink_budget(seconds: float) -> Iterator[None]:
 
 
 def hunt(strategy: st.SearchStrategy[SalesDataset], pipeline: MiniPipeline, *, max_examples: int,
-         shrink_seconds: float, max_runs: int, stop_at_rows: int | None = None,
-         same_rows_shrink: bool = False) -> dict[str, Any]:
+         shrink_seconds: float, max_runs: int, stop_at_rows: int | None = None) -> dict[str, Any]:
     """Run the differential property; return whether it failed, when, and the shrunk dataset.
 
     After ``max_runs`` pipeline runs, or with ``stop_at_rows`` once a
@@ -98,9 +97,7 @@ def hunt(strategy: st.SearchStrategy[SalesDataset], pipeline: MiniPipeline, *, m
         if dataset.files not in cache:  # shrinking revisits datasets; the pipeline is deterministic
             if "small enough" in stamps or len(cache) >= max_runs:
                 reject()
-            too_big = (dataset.row_count > fewest_rows[0] if same_rows_shrink
-                       else dataset.row_count >= fewest_rows[0])
-            if stop_at_rows is not None and failing and too_big:
+            if stop_at_rows is not None and failing and dataset.row_count >= fewest_rows[0]:
                 # Shrinking for rows only: a candidate that keeps as many rows as the
                 # smallest failure is not worth a pipeline run. Without this the
                 # shrinker spent its runs simplifying values and left 7-8 rows.
@@ -151,15 +148,15 @@ def test_mutant_is_caught(mutant: Mutant, mutation_env: Any, monkeypatch: pytest
     outcome = hunt(mutant.strategy, pipeline, max_examples=mutant.examples[profile],
                    shrink_seconds=SHRINK_SECONDS[profile],
                    max_runs=mutant.max_runs.get(profile, MAX_RUNS[profile]),
-                   stop_at_rows=mutant.needs_rows if STOP_AT_NEEDED_ROWS[profile] else None,
-                   same_rows_shrink=mutant.same_rows_shrink)
+                   stop_at_rows=(mutant.needs_rows if STOP_AT_NEEDED_ROWS[profile] and not mutant.plain_shrink
+                                 else None))
     entry = {"mutant": mutant.name, "description": mutant.description, "where": mutant.where,
              "path": mutant.path, "profile": profile, "setup_seconds": round(setup_seconds, 1),
              **outcome}
     mutation_env.record(entry)
     assert outcome["caught"], f"mutant {mutant.name} survived {mutant.examples[profile]} examples"
     if mutant.needs_rows <= MAX_ROWS_AFTER_SHRINK:
-        assert outcome["shrunk_rows"] <= MAX_ROWS_AFTER_SHRINK, (
+        assert outcome["shrunk_rows"] <= (mutant.max_shrunk_rows or MAX_ROWS_AFTER_SHRINK), (
             f"mutant {mutant.name}: counterexample shrunk to {outcome['shrunk_rows']} rows only:\n"
             f"{outcome['repro']}")
 
