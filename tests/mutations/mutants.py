@@ -417,6 +417,11 @@ MUTANTS: tuple[Mutant, ...] = (
         # run costs ~0.3 s.
         examples={"dev": 20, "ci": 250, "thorough": 400},
         max_runs={"ci": 300, "thorough": 600},
+        # The rows-only shrink ended at 1 row here and at 4 in a fresh clone (the
+        # derandomized sequence differs between the two); Hypothesis' own shrink, and
+        # up to 5 rows kept: the same weakness as conflicting_duplicate_kept.
+        plain_shrink=True,
+        max_shrunk_rows=5,
     ),
     Mutant(
         "columns_by_position",
