@@ -168,25 +168,35 @@ class CompiledProject:
         return CompiledRun(seconds=time.perf_counter() - started, failures=failures)
 
 
-def _nodes(manifest: dict) -> tuple[list[_Node], list[_Node]]:
-    """The project's table models in dependency order, and its data tests by name."""
+def ordered_models(manifest: dict[str, Any], materializations: tuple[str, ...],
+                   hint: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The project's own manifest nodes, and its non-ephemeral models in dependency order.
+
+    Raises PipelineStageError naming the models materialized otherwise than
+    ``materializations`` (``hint`` says what to use instead), or a cycle.
+    """
     package = manifest["metadata"].get("project_name") or "pipeline_props"
     nodes = {k: n for k, n in manifest["nodes"].items() if n["package_name"] == package}
-    tables = {k: n for k, n in nodes.items()
-              if n["resource_type"] == "model" and n["config"]["materialized"] != "ephemeral"}
-    unsupported = sorted(n["name"] for n in tables.values() if n["config"]["materialized"] != "table")
-    if unsupported:
-        raise PipelineStageError(STAGE, f"models {unsupported} are not materialized as tables: the compiled "
-                                 "run builds only tables (use dbt build)")
+    built = {k: n for k, n in nodes.items()
+             if n["resource_type"] == "model" and n["config"]["materialized"] != "ephemeral"}
+    odd = sorted(n["name"] for n in built.values() if n["config"]["materialized"] not in materializations)
+    if odd:
+        raise PipelineStageError(STAGE, f"models {odd} are not materialized as {' or '.join(materializations)}: "
+                                 f"the compiled run cannot build them ({hint})")
     done: list[str] = []
-    while len(done) < len(tables):
-        ready = sorted(k for k, n in tables.items() if k not in done
-                       and all(d in done or d not in tables for d in n["depends_on"]["nodes"]))
+    while len(done) < len(built):
+        ready = sorted(k for k, n in built.items() if k not in done
+                       and all(d in done or d not in built for d in n["depends_on"]["nodes"]))
         if not ready:
             raise PipelineStageError(STAGE, "dependency cycle in the compiled project")
         done.extend(ready)
-    models = [_Node(tables[k]["name"], tables[k]["compiled_code"], bool(tables[k]["config"].get("unlogged")))
-              for k in done]
+    return nodes, [built[k] for k in done]
+
+
+def _nodes(manifest: dict[str, Any]) -> tuple[list[_Node], list[_Node]]:
+    """The project's table models in dependency order, and its data tests by name."""
+    nodes, ordered = ordered_models(manifest, ("table",), "use dbt build")
+    models = [_Node(n["name"], n["compiled_code"], bool(n["config"].get("unlogged"))) for n in ordered]
     tests = sorted((_Node(n["name"], n["compiled_code"]) for n in nodes.values() if n["resource_type"] == "test"),
                    key=lambda n: n.name)
     return models, tests

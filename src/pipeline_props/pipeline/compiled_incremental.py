@@ -35,7 +35,7 @@ from psycopg import sql
 
 from pipeline_props.errors import PipelineStageError, UsageError
 from pipeline_props.pipeline import model, staging
-from pipeline_props.pipeline.compiled import CompiledProject, CompiledRun
+from pipeline_props.pipeline.compiled import CompiledProject, CompiledRun, ordered_models
 
 __all__ = ["INCREMENTAL_VARS", "IncrementalModel", "IncrementalProject"]
 
@@ -217,23 +217,9 @@ def _compile(folder: Path, project_dir: Path, target: model.WarehouseTarget) -> 
 
 def _nodes(manifest: dict[str, Any]) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     """The project's non-ephemeral models in dependency order, and its data tests (name, SQL) by name."""
-    package = manifest["metadata"].get("project_name") or "pipeline_props"
-    nodes = {k: n for k, n in manifest["nodes"].items() if n["package_name"] == package}
-    built = {k: n for k, n in nodes.items()
-             if n["resource_type"] == "model" and n["config"]["materialized"] != "ephemeral"}
-    odd = sorted(n["name"] for n in built.values() if n["config"]["materialized"] not in ("table", "incremental"))
-    if odd:
-        raise PipelineStageError(STAGE, f"models {odd} are neither tables nor incremental: the compiled run "
-                                 "cannot build them (use dbt run)")
-    done: list[str] = []
-    while len(done) < len(built):
-        ready = sorted(k for k, n in built.items() if k not in done
-                       and all(d in done or d not in built for d in n["depends_on"]["nodes"]))
-        if not ready:
-            raise PipelineStageError(STAGE, "dependency cycle in the compiled project")
-        done.extend(ready)
+    nodes, ordered = ordered_models(manifest, ("table", "incremental"), "use dbt run")
     tests = sorted((n["name"], n["compiled_code"]) for n in nodes.values() if n["resource_type"] == "test")
-    return [built[k] for k in done], tests
+    return ordered, tests
 
 
 def _build_first(dsn: str, schema: str, models: list[dict[str, Any]], placeholder: str) -> None:
