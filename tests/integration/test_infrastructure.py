@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import socket
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -85,6 +88,12 @@ def test_spark_reads_the_topic_and_writes_postgres_over_jdbc(
     infrastructure.delete_kafka_topics(topic)
 
 
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
 def _isolated_settings(tmp_path: Path, **ports: int):
     return load_settings(env={}, overrides={"infrastructure": {"home": str(tmp_path / "home"), **ports}})
 
@@ -102,9 +111,16 @@ def test_up_twice_is_a_noop_and_down_leaves_nothing_behind(tmp_path: Path) -> No
     pids = {first.kafka.pid, first.postgres.pid}
     try:
         first.wait_for_readiness()
+        # An emulator on record whose process is gone (a reboot) must not hold up readiness.
+        state_file = tmp_path / "home" / "services.json"
+        state = json.loads(state_file.read_text())
+        state["fakesnow"] = {"pid": _dead_pid(), "create_time": 1.0, "port": _free_port()}
+        state_file.write_text(json.dumps(state))
         second = InfrastructureManager(settings).start_services()
         assert second._started == set(), "a second up must reuse the running services"
         assert {second.kafka.pid, second.postgres.pid} == pids
+        assert [s.name for s in second.wait_for_readiness(timeout=5)] == ["kafka", "postgres"]
+        assert "fakesnow" not in json.loads(state_file.read_text())
     finally:
         InfrastructureManager.from_state(settings).cleanup(stop_all=True)
     for pid in pids:

@@ -221,6 +221,10 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                                            port=ps["port"], user=infra.postgres_user,
                                            dbname=infra.postgres_db)
             self.fakesnow = _fakesnow.server_from_state(self.home, state.get("fakesnow"))
+            if self.fakesnow is not None and not self.fakesnow.running():
+                # An emulator on record whose process is gone (a reboot, a crash) is no service
+                # to wait for: forget it, and start_snowflake starts a new one when it is wanted.
+                self.fakesnow = None
             if (self.kafka.port, self.postgres.port) != (infra.kafka_port, infra.postgres_port):
                 raise InfrastructureError(
                     "infrastructure",
