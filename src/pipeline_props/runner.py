@@ -25,14 +25,14 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, cast
 
 from pipeline_props.compare import Divergence, compare, write_table_csv
-from pipeline_props.config import Settings
+from pipeline_props.config import PipelineStageSettings, Settings
 from pipeline_props.contract import INGESTION_AUDIT, OUTPUT_TABLES, REJECTED_ROWS
 from pipeline_props.errors import PipelinePropsError, UsageError
 from pipeline_props.pipeline.ingest import check_headers, count_topic_messages
@@ -109,6 +109,17 @@ def write_tableset(folder: Path, tables: dict[str, list[tuple]]) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for table, rows in tables.items():
         write_table_csv(folder / f"{table}.csv", table, rows)
+
+
+def scenario_thresholds(thresholds: PipelineStageSettings, scenario: str | None) -> PipelineStageSettings:
+    """The data checks' thresholds for a generated ``scenario``: those left at their defaults widen to
+    what the scenario injects by design (generator.SCENARIO_THRESHOLDS); those set by the user hold."""
+    from pipeline_props.strategies.generator import SCENARIO_THRESHOLDS
+
+    defaults = PipelineStageSettings()
+    wanted = {k: v for k, v in SCENARIO_THRESHOLDS.get(scenario or "", {}).items()
+              if getattr(thresholds, k) == getattr(defaults, k)}
+    return replace(thresholds, **wanted)
 
 
 def run_dataset(
@@ -224,7 +235,8 @@ def run_dataset(
                 "warehouse": {"tables": actual,
                               "staging_rows": staging["stg_events"] + staging["stg_rejects"]},
             }
-        summary = PipelineValidator(settings.pipeline_stages).validate_pipeline_run(run_id, validation_data)
+        thresholds = scenario_thresholds(settings.pipeline_stages, scenario)
+        summary = PipelineValidator(thresholds).validate_pipeline_run(run_id, validation_data)
         summary.write_json(out / "validation_report.json")
         summary_dict = summary.to_dict()
 
@@ -241,6 +253,7 @@ def run_dataset(
             "approx_lines": total_rows_hint,
             "pipeline": getattr(pipeline, "name", type(pipeline).__name__),
             "versions": versions(), "config": settings.redacted(),
+            "thresholds": {k: getattr(thresholds, k) for k in PipelineStageSettings.__dataclass_fields__},
             "schema_drift": drift, "skipped": skipped,
             "created_at": datetime.now(timezone.utc).isoformat(),
         }

@@ -43,7 +43,8 @@ class E2EPipelineTestSuite:
         audit = result.audit
         assert audit["rows_read"] == audit["rows_accepted"] + audit["rows_duplicate"] + audit["rows_rejected"]
         assert (result.artifacts_dir / "validation_report.json").exists()
-        if scenario in ("happy_path", "high_volume", "performance_benchmark", "error_recovery"):
+        # data_quality_issues holds too: its data checks use the thresholds it is built to meet.
+        if scenario != "edge_cases":
             assert result.success, failed
 
     def test_happy_path_pipeline(self, suite: _Suite) -> None:

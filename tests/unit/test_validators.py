@@ -673,3 +673,16 @@ def test_real_encoder_oracle_and_reader_satisfy_every_pipeline_check() -> None:
     assert quality.details["rows_read"] == 27
     assert check(summary.stage_results[0], "schema_compliance").details["schema_drift"] == [
         {"file": "a.csv", "column": "note"}, {"file": "b.csv", "column": "note"}]
+
+
+def test_a_scenario_widens_only_the_thresholds_left_at_their_defaults() -> None:
+    from pipeline_props.runner import scenario_thresholds
+
+    default = PipelineStageSettings()
+    widened = scenario_thresholds(default, "data_quality_issues")
+    assert widened.max_duplicate_percentage == 0.05 and widened.min_data_quality_score == 0.70
+    assert widened.max_null_rate == default.max_null_rate
+    mine = PipelineStageSettings(max_duplicate_percentage=0.02)
+    assert scenario_thresholds(mine, "data_quality_issues").max_duplicate_percentage == 0.02
+    assert scenario_thresholds(default, "happy_path") == default
+    assert scenario_thresholds(default, None) == default
