@@ -14,6 +14,7 @@ from typing import Any
 from pipeline_props.errors import EXIT_DIVERGENCE, EXIT_OK
 from pipeline_props.pipeline.factory import make_pipeline
 from pipeline_props.protocol import PipelineUnderTest
+from pipeline_props.testing.arrivals import ArrivalPlan
 from pipeline_props.testing.repros import (
     REPRO_ROOT,
     Repro,
@@ -23,10 +24,11 @@ from pipeline_props.testing.repros import (
     write_repro,
 )
 
-__all__ = ["REPRO_ROOT", "Repro", "example_snippet", "make_pipeline", "read_repro", "replay", "replay_command",
+__all__ = ["REPRO_ROOT", "Repro", "arrival_plan_of", "example_snippet", "make_pipeline", "read_repro", "replay", "replay_command",
            "write_repro"]
 
 log = logging.getLogger(__name__)
+INCREMENTAL_PROPERTY = "incremental marts"
 
 
 def replay(
@@ -59,9 +61,16 @@ def replay(
         infra = InfrastructureManager(settings).start_services()
         infra.wait_for_readiness()
     try:
-        if pipeline is None:
+        if pipeline is None and arrival_plan_of(repro) is None:
             recorded = {"duckdb-warehouse": "duckdb", "snowflake-warehouse": "snowflake"}.get(repro.pipeline)
             pipeline = make_pipeline(infra, warehouse or recorded or settings.run.warehouse)
+        plan = arrival_plan_of(repro)
+        if plan is not None:
+            if pipeline is None:
+                from pipeline_props.pipeline.incremental import IncrementalPipeline
+
+                pipeline = IncrementalPipeline(infra)
+            return _replay_arrivals(plan, pipeline, echo)
         failed = 0
         for label, files in repro.datasets.items():
             name = label or "dataset"
@@ -77,3 +86,31 @@ def replay(
     finally:
         if owns and infra is not None:
             infra.cleanup()
+
+
+def arrival_plan_of(repro: Repro) -> ArrivalPlan | None:
+    """The arrival batches of an incremental-marts repro (labels ``batch 1``, ``batch 2``...), else None."""
+    if repro.property_name != INCREMENTAL_PROPERTY:  # testing.incremental.PROPERTY (heavy to import)
+        return None
+    try:
+        order = sorted(repro.datasets, key=lambda label: int(label.split()[1]))
+    except (IndexError, ValueError):
+        from pipeline_props.errors import InputError
+
+        raise InputError(repro.path / "repro.json", f"an incremental-marts repro whose datasets are not "
+                         f"'batch N': {list(repro.datasets)}") from None
+    return ArrivalPlan(batches=tuple(tuple(repro.datasets[label]) for label in order))
+
+
+def _replay_arrivals(plan: ArrivalPlan, pipeline: Any, echo: Callable[[str], object]) -> int:
+    """The batches again, in their arrival order, through the incremental-marts check."""
+    from pipeline_props.errors import DivergenceError
+    from pipeline_props.testing.incremental import check_incremental
+
+    try:
+        steps = check_incremental(pipeline, plan.files, plan, write_repro=False)
+    except DivergenceError as exc:
+        echo(f"{len(plan.batches)} arrival batch(es): DIVERGED\n{exc}")
+        return EXIT_DIVERGENCE
+    echo(f"{len(steps)} arrival batch(es), in arrival order: pipeline and oracle agree after each")
+    return EXIT_OK

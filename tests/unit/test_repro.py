@@ -152,3 +152,53 @@ def test_the_checks_hold_for_the_oracle_itself_under_every_rearrangement(dataset
         other = run_oracle(variant).tables
         for table in (C.DAILY_SALES, C.CUSTOMER_SUMMARY, C.PRODUCT_PERFORMANCE, C.INGESTION_AUDIT):
             assert sorted(other[table]) == sorted(tables[table]), (table, variant)
+
+
+class InMemoryBatches(OraclePipeline):
+    """Arrival batches on the oracle: ingest keeps each part at its position; an optional append-only bug."""
+
+    def __init__(self, count_copies_twice: bool = False) -> None:
+        super().__init__()
+        self.count_copies_twice = count_copies_twice
+
+    def ingest(self, namespace: str, files: Any) -> None:
+        run_oracle(files)
+        kept = self.files[namespace]
+        for index, (name, data) in enumerate(files):
+            if index >= len(kept):
+                kept.append((name, data))
+            elif data.count(b"\n") > 1:  # not a header-only stand-in for an earlier part
+                kept[index] = (name, data)
+
+    def transform(self, namespace: str) -> None:
+        return None
+
+    def model(self, namespace: str) -> None:
+        return None
+
+    def read_tables(self, namespace: str) -> dict[str, list[tuple]]:
+        tables = run_oracle(self.files[namespace]).tables
+        if self.count_copies_twice:
+            audit = list(tables[C.INGESTION_AUDIT][0])
+            audit[1] += audit[2]  # rows_accepted also counts the copies
+            tables[C.INGESTION_AUDIT] = [tuple(audit)]
+        return tables
+
+
+def test_an_incremental_repro_replays_its_batches_in_arrival_order(tmp_path: Path) -> None:
+    from pipeline_props.repro import INCREMENTAL_PROPERTY, arrival_plan_of
+    from pipeline_props.testing.incremental import PROPERTY
+
+    assert INCREMENTAL_PROPERTY == PROPERTY
+    first = (("s.b1.csv", HEADER + b"\n" + ROW + b"\n"),)
+    later = (("s.b2.csv", HEADER + b"\n" + ROW + b"\n"),)  # an identical copy, in batch 2
+    batches = {f"batch {k}": (later if k == 2 else first if k == 1 else ()) for k in (1, 2, 3)}
+    folder = write_repro(batches, property_name=PROPERTY, divergence_text="", dataset_repr="", root=tmp_path)
+    plan = arrival_plan_of(read_repro(folder))
+    assert plan is not None and plan.batches == (first, later, ())
+    out: list[str] = []
+    assert replay(folder, settings=None, pipeline=InMemoryBatches(), echo=out.append) == 0
+    assert out[-1].startswith("3 arrival batch(es), in arrival order")
+    assert replay(folder, settings=None, pipeline=InMemoryBatches(count_copies_twice=True),
+                  echo=out.append) == 1
+    assert "after batch 2" in out[-1] and "rows_accepted" in out[-1]
