@@ -179,110 +179,163 @@ def ingest_files(
     property; the whole dataset is held in memory then). ``headers`` go on
     every message (a shared topic carries each message's namespace there).
     """
-    from confluent_kafka import KafkaException
-
     if arrival_order and stop_after is not None:
         raise UsageError("ingest_files: give arrival_order or stop_after, not both "
                          f"(arrival_order={list(arrival_order)[:5]}, stop_after={stop_after})")
     started = time.perf_counter()
-    message_headers = list(headers) if headers else None
     headers_read = check_headers(files)
     stats = IngestStats(files=len(files), headers=headers_read)
     config = {**PRODUCER_DEFAULTS, **(producer_config or {}), "bootstrap.servers": bootstrap_servers}
     producer_key, held = _take_producer(config)
-    producer = held.producer
-    failed: list[tuple[bytes | None, bytes, str]] = []
-    # Every produce() gets exactly one delivery report: after a complete flush
-    # acked = produced - reported failures (success reports may be switched off).
-    produced = failures = 0
-
-    def on_delivery(err: Any, msg: Any) -> None:
-        nonlocal failures
-        if err is not None:
-            failures += 1
-            failed.append((msg.key(), msg.value(), str(err)))
-
-    def send(key: bytes | None, value: bytes) -> None:
-        nonlocal produced
-        while True:
-            try:
-                producer.produce(topic, value=value, key=key, headers=message_headers,
-                                 on_delivery=on_delivery)
-                produced += 1
-                return
-            except BufferError:
-                producer.poll(0.05)  # local queue full: serve deliveries, then retry
-            except KafkaException as exc:
-                raise PipelineStageError("ingest", f"cannot produce to {topic}: {exc}") from exc
-
-    sent = 0
-    held_back: list[tuple[bytes | None, bytes]] = []
-
-    def emit(key: bytes | None, value: bytes) -> None:
-        nonlocal sent
-        send(key, value)
-        if messages_out is not None:
-            messages_out.write(value.decode("utf-8") + "\n")
-        sent += 1
+    outbox = _Outbox(held.producer, topic, headers, messages_out)
+    held_back: list[tuple[bytes | None, bytes]] | None = [] if arrival_order else None
 
     for file_index, (name, data) in enumerate(files):
-        nulls = {c: 0 for c in COLUMNS}
-        rows = malformed = 0
-        for record in iter_records(data, source_file=name, file_index=file_index):
-            rows += 1
-            if record.fields is None:
-                malformed += 1
-            elif "" in record.fields:  # most records have no empty value: skip the per-column loop
-                for col, value in zip(COLUMNS, record.fields):
-                    if value == "":
-                        nulls[col] += 1
-            key, value = encode(record, run_id)
-            if arrival_order:
-                held_back.append((key, value))
-                continue
-            emit(key, value)
-            if sent % 10_000 == 0:
-                producer.poll(0)
-                if on_progress:
-                    on_progress(sent)
-            if stop_after is not None and sent >= stop_after:
-                held.crash(crash_grace_s)  # never given back: the "process" is gone
-                stats.records = sent
-                stats.seconds = time.perf_counter() - started
-                return stats
-        stats.records += rows
-        stats.malformed += malformed
-        stats.per_file.append({"name": name, "file_index": file_index, "rows_read": rows,
-                               "rows_malformed": malformed, "null_counts": nulls,
-                               "extra_columns": list(headers_read[file_index].extra_columns),
-                               "columns": list(headers_read[file_index].columns)})
+        stopped = _send_file(outbox, name, data, file_index, headers_read[file_index], stats, run_id=run_id,
+                             held_back=held_back, on_progress=on_progress, stop_after=stop_after)
+        if stopped:
+            held.crash(crash_grace_s)  # never given back: the "process" is gone
+            stats.records = outbox.sent
+            stats.seconds = time.perf_counter() - started
+            return stats
 
     if held_back:
-        order = tuple(arrival_order or ())
-        ranks = sorted(range(len(held_back)), key=lambda i: (order[i % len(order)], i))
-        for i in ranks:
-            emit(*held_back[i])
-    _flush(producer, topic)
+        _emit_in_arrival_order(outbox, held_back, arrival_order or ())
+    _deliver(outbox, retry_rounds)
+    stats.acked = outbox.acked
+    stats.seconds = time.perf_counter() - started
+    _give_back(producer_key, held)
+    if on_progress:
+        on_progress(outbox.sent)
+    return stats
+
+
+class _Failures:
+    """The delivery reports of failed messages, and how many there were in all.
+
+    Its bound ``on_delivery`` is what the client holds per message: it must not
+    reach the producer (see :class:`_Producer`), so it lives apart from :class:`_Outbox`.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[bytes | None, bytes, str]] = []
+        self.count = 0
+
+    def on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.count += 1
+            self.pending.append((msg.key(), msg.value(), str(err)))
+
+
+class _Outbox:
+    """The sending side of one ingest call: every message produced, and what became of it."""
+
+    def __init__(self, producer: Any, topic: str, headers: Sequence[tuple[str, bytes]] | None,
+                 messages_out: IO[str] | None) -> None:
+        from confluent_kafka import KafkaException
+
+        self._kafka_error = KafkaException
+        self.producer = producer
+        self.topic = topic
+        self.headers = list(headers) if headers else None
+        self.messages_out = messages_out
+        self.failures = _Failures()
+        self._on_delivery = self.failures.on_delivery
+        #: Every produce() gets exactly one delivery report: after a complete flush
+        #: acked = produced - reported failures (success reports may be switched off).
+        self.produced = 0
+        #: Messages emitted (first sends only, not retries).
+        self.sent = 0
+
+    @property
+    def acked(self) -> int:
+        return self.produced - self.failures.count
+
+    def send(self, key: bytes | None, value: bytes) -> None:
+        """Hand one message to the client, waiting while its local queue is full."""
+        while True:
+            try:
+                self.producer.produce(self.topic, value=value, key=key, headers=self.headers,
+                                      on_delivery=self._on_delivery)
+                self.produced += 1
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # local queue full: serve deliveries, then retry
+            except self._kafka_error as exc:
+                raise PipelineStageError("ingest", f"cannot produce to {self.topic}: {exc}") from exc
+
+    def emit(self, key: bytes | None, value: bytes) -> None:
+        """Send a message for the first time (and write it to ``messages_out``)."""
+        self.send(key, value)
+        if self.messages_out is not None:
+            self.messages_out.write(value.decode("utf-8") + "\n")
+        self.sent += 1
+
+
+def _send_file(outbox: _Outbox, name: str, data: bytes, file_index: int, header: Header, stats: IngestStats, *,
+               run_id: str, held_back: list[tuple[bytes | None, bytes]] | None,
+               on_progress: Callable[[int], None] | None, stop_after: int | None) -> bool:
+    """Encode and send (or hold back, for an arrival order) one file's records, profiling them into ``stats``.
+
+    True when ``stop_after`` records have been sent: the caller then crashes the
+    producer, and this file's profile is not added.
+    """
+    nulls = {c: 0 for c in COLUMNS}
+    rows = malformed = 0
+    for record in iter_records(data, source_file=name, file_index=file_index):
+        rows += 1
+        if record.fields is None:
+            malformed += 1
+        elif "" in record.fields:  # most records have no empty value: skip the per-column loop
+            for col, value in zip(COLUMNS, record.fields):
+                if value == "":
+                    nulls[col] += 1
+        key, value = encode(record, run_id)
+        if held_back is not None:
+            held_back.append((key, value))
+            continue
+        outbox.emit(key, value)
+        if outbox.sent % 10_000 == 0:
+            outbox.producer.poll(0)
+            if on_progress:
+                on_progress(outbox.sent)
+        if stop_after is not None and outbox.sent >= stop_after:
+            return True
+    stats.records += rows
+    stats.malformed += malformed
+    stats.per_file.append({"name": name, "file_index": file_index, "rows_read": rows,
+                           "rows_malformed": malformed, "null_counts": nulls,
+                           "extra_columns": list(header.extra_columns), "columns": list(header.columns)})
+    return False
+
+
+def _emit_in_arrival_order(outbox: _Outbox, held_back: list[tuple[bytes | None, bytes]],
+                           arrival_order: Sequence[int]) -> None:
+    """Send the held-back messages, message ``i`` ranked by ``(arrival_order[i % len], i)``."""
+    order = tuple(arrival_order)
+    ranks = sorted(range(len(held_back)), key=lambda i: (order[i % len(order)], i))
+    for i in ranks:
+        outbox.emit(*held_back[i])
+
+
+def _deliver(outbox: _Outbox, retry_rounds: int) -> None:
+    """Flush, resend what failed for up to ``retry_rounds`` rounds; PipelineStageError if any is still unacknowledged."""
+    _flush(outbox.producer, outbox.topic)
+    failed = outbox.failures.pending
     for attempt in range(retry_rounds):
         if not failed:
             break
         retry, failed[:] = list(failed), []
         time.sleep(min(2.0 * (attempt + 1), 5.0))
         for key, value, _ in retry:
-            send(key, value)
-        _flush(producer, topic)
+            outbox.send(key, value)
+        _flush(outbox.producer, outbox.topic)
     if failed:
         positions = ", ".join(_position(v) for _, v, _ in failed[:10])
         raise PipelineStageError(
             "ingest", f"{len(failed)} message(s) not acknowledged by Kafka after {retry_rounds} "
             f"retry rounds (first: {positions}; last error: {failed[-1][2]})",
             hint="check the broker (pipeline-props services status); nothing was dropped silently")
-    stats.acked = produced - failures
-    stats.seconds = time.perf_counter() - started
-    _give_back(producer_key, held)
-    if on_progress:
-        on_progress(sent)
-    return stats
 
 
 def _flush(producer: Any, topic: str, timeout: float = 180.0) -> None:
