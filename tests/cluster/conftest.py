@@ -22,18 +22,25 @@ sys.path.insert(0, str(Path(__file__).parents[1] / "faults"))
 
 @pytest.fixture(scope="package")
 def cluster(pp_settings: Any) -> Iterator[Any]:
-    """The running cluster (reused when `cluster up` runs one, else up for this package)."""
-    from pipeline_props.infra.cluster import ClusterServices
+    """The running cluster (reused when `cluster up` runs one, else up for this package).
 
-    found = ClusterServices.from_state(pp_settings)
-    if found.kafka is not None and all(s.healthy for s in found.status()):
-        yield found
-        return
-    svc = ClusterServices(pp_settings).up()
-    try:
-        yield svc
-    finally:
-        svc.down()
+    Under pytest-xdist one worker at a time has it (cluster_turn, a lock held
+    from before the lookup until after the package's `down`): the faults kill
+    its processes, and one Spark application takes both executors.
+    """
+    from pipeline_props.infra.cluster import ClusterServices
+    from pipeline_props.testing.xdist import cluster_turn
+
+    with cluster_turn(pp_settings.infrastructure.home):
+        found = ClusterServices.from_state(pp_settings)
+        if found.kafka is not None and all(s.healthy for s in found.status()):
+            yield found
+            return
+        svc = ClusterServices(pp_settings).up()
+        try:
+            yield svc
+        finally:
+            svc.down()
 
 
 @pytest.fixture(scope="package")

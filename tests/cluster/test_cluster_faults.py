@@ -17,6 +17,7 @@ from pipeline_props.faults.cluster import cluster_pipeline
 from pipeline_props.faults.cluster_scenarios import CLUSTER_SCENARIOS
 from pipeline_props.faults.scenarios import run_scenario
 from pipeline_props.testing.profiles import current_profile
+from pipeline_props.testing.xdist import per_worker
 
 from .machine import cluster_machine
 
@@ -48,5 +49,5 @@ def test_pipeline_survives_cluster_fault_schedules(cluster_infra: Any, cluster_i
     examples, steps = BUDGET[current_profile()]
     examples = int(os.environ.get("PP_FAULT_SCHEDULES", examples))
     menu = CLUSTER_MENU + (THOROUGH_EXTRA if current_profile() == "thorough" else ())
-    _run(cluster_machine(menu, schema="pp_cluster_fault_machine"), cluster_infra, cluster_injector,
+    _run(cluster_machine(menu, schema=per_worker("pp_cluster_fault_machine")), cluster_infra, cluster_injector,
          _settings(examples, steps))

@@ -30,10 +30,11 @@ from pipeline_props.testing.properties import (
     fresh_namespace,
     run_pipeline,
 )
+from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.cluster, pytest.mark.properties, pytest.mark.slow]
 
-SCHEMA = "pp_cluster_properties"
+SCHEMA = per_worker("pp_cluster_properties")
 #: ci runs a few examples on the cluster; thorough the full tiers.
 FULL = examples_for("full") if current_profile() == "thorough" else 8
 METAMORPHIC = examples_for("metamorphic") if current_profile() == "thorough" else 3

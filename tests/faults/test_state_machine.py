@@ -60,6 +60,7 @@ from pipeline_props.pipeline.reference import ReferencePipeline
 from pipeline_props.pipeline.staging import StagingSink
 from pipeline_props.strategies import sales_datasets
 from pipeline_props.testing.profiles import current_profile
+from pipeline_props.testing.xdist import per_worker
 
 pytestmark = pytest.mark.faults
 
@@ -352,7 +353,7 @@ def test_pipeline_survives_fault_schedules(infrastructure, fault_injector) -> No
 
     menu = FAULT_MENU + (THOROUGH_EXTRA if current_profile() == "thorough" else ())
     # One warehouse schema for every schedule (truncated between them): dbt reuses its parsed manifest.
-    reference = machine(menu, dbt_budget=dbt, schema="pp_fault_machine")
+    reference = machine(menu, dbt_budget=dbt, schema=per_worker("pp_fault_machine"))
     _run(reference, infrastructure, fault_injector, _settings(examples, steps))
 
 
@@ -434,7 +435,7 @@ class _BrokerGoneAtFirstCheck(PipelineFaultMachine):
 
 def test_an_infrastructure_error_abandons_the_schedule_not_the_run(infrastructure, fault_injector) -> None:
     """A harness-side service error rejects that schedule (no finding, no Flaky) and the run goes on."""
-    cls = type("Machine", (_BrokerGoneAtFirstCheck, machine(("postgres_cut",), schema="pp_fault_machine")), {})
+    cls = type("Machine", (_BrokerGoneAtFirstCheck, machine(("postgres_cut",), schema=per_worker("pp_fault_machine"))), {})
     cls.failed_once = []
     _run(cls, infrastructure, fault_injector, _settings(1, 2, **_PROOF))
     assert len(cls.tally.abandoned) == 1 and "simulated" in cls.tally.abandoned[0], cls.tally.abandoned
@@ -553,7 +554,7 @@ def test_incremental_marts_survive_dbt_kills_and_reruns(infrastructure, fault_in
     """dbt killed mid-run and reruns with no new data: the marts equal a full refresh and, at the end, the oracle."""
     examples, steps = _INCREMENTAL_BUDGET[current_profile()]
     menu = ("postgres_cut", "spark_crash_after_write") + (FAULT_MENU[2:] if current_profile() == "thorough" else ())
-    cls = incremental_machine(menu, schema="pp_fault_incremental")
+    cls = incremental_machine(menu, schema=per_worker("pp_fault_incremental"))
     _run(cls, infrastructure, fault_injector, _settings(examples, steps))
     assert cls.tally.faults["dbt_kill"] >= 1
     assert cls.tally.outcome["lost"] == 0 and cls.tally.outcome["duplicated"] == 0, cls.tally.render()

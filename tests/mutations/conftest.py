@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from mutants import dbt_variant
+from pipeline_props.infra.locks import file_lock
 from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline import model
 
@@ -37,12 +38,16 @@ class MutationEnv:
         """Add one mutant's outcome to report.json (merged with earlier runs' entries)."""
         _RESULTS.append(entry)
         self.report.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            data = json.loads(self.report.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {"mutants": {}}
-        data.setdefault("mutants", {})[entry["mutant"]] = entry
-        self.report.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+        # pytest -n 2: the other worker may be merging its mutant into the same file.
+        with file_lock(self.report.with_suffix(".lock"), timeout=60, what="mutation report"):
+            try:
+                data = json.loads(self.report.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                data = {"mutants": {}}
+            data.setdefault("mutants", {})[entry["mutant"]] = entry
+            tmp = self.report.with_suffix(".tmp")
+            tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+            tmp.replace(self.report)
 
 
 @pytest.fixture(scope="session")

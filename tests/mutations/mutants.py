@@ -42,6 +42,7 @@ from pipeline_props.pipeline import export, ingest, messages, model, reader, sta
 from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline.reference import postgres_target
 from pipeline_props.strategies import SalesDataset, sales_datasets
+from pipeline_props.testing.xdist import per_worker
 
 Files = tuple[tuple[str, bytes], ...]
 
@@ -58,7 +59,7 @@ class MiniPipeline:
     (``ingest.ingest_files``) and reads the topic back.
     """
 
-    MESSAGES = "pp_mutation_messages"
+    MESSAGES = per_worker("pp_mutation_messages")
 
     def __init__(self, infra: Any, compiled: CompiledProject, *, sink_factory: Callable[..., Any] | None = None,
                  replay: bool = False, kafka: bool = False,

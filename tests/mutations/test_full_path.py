@@ -31,10 +31,11 @@ from pipeline_props.pipeline.reference import ReferencePipeline, postgres_target
 from pipeline_props.pipeline.stream import SharedStream
 from pipeline_props.strategies import SalesDataset, sales_datasets
 from pipeline_props.testing.profiles import current_profile
+from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.mutations, pytest.mark.integration]
 
-SCHEMA = "pp_fullpath_mutants"
+SCHEMA = per_worker("pp_fullpath_mutants")
 #: The main full-path property's strategy (tests/properties/test_pipeline_properties.py).
 DIRTY = sales_datasets(max_rows=12, files=(1, 2), error_rate=0.25, duplicate_rate=0.25)
 EXAMPLES = {"dev": 60, "ci": 200, "thorough": 1000}

@@ -40,10 +40,11 @@ from pipeline_props.strategies import SalesDataset
 from pipeline_props.testing.arrivals import ArrivalPlan, plan_arrivals
 from pipeline_props.testing.incremental import check_incremental, incremental_cases
 from pipeline_props.testing.profiles import current_profile
+from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.mutations, pytest.mark.integration]
 
-SCHEMA = "pp_incremental_mutants"
+SCHEMA = per_worker("pp_incremental_mutants")
 #: The property's cases (tests/properties/test_incremental_properties.py), datasets of up to 6 rows.
 CASES = incremental_cases(max_rows=6)  # fewer rows: a shorter shrink
 EXAMPLES = {"dev": 40, "ci": 100, "thorough": 400}

@@ -26,6 +26,7 @@ from pipeline_props.oracles import run_oracle
 from pipeline_props.pipeline import model
 from pipeline_props.strategies import SalesDataset, sales_datasets
 from pipeline_props.testing.profiles import current_profile
+from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.mutations, pytest.mark.integration]
 
@@ -170,7 +171,7 @@ def test_sanity_no_mutant(mutation_env: Any) -> None:
     assert not outcome["caught"], outcome["divergence"]
 
     dataset = SalesDataset(files=(("s.csv", _SANITY_CSV),))
-    schema = "pp_mutsanity"
+    schema = per_worker("pp_mutsanity")
     try:
         pipeline.stage(dataset.files, schema)
         assert not mutation_env.baseline.run(pipeline.dsn, schema).failures

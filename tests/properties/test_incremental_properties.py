@@ -38,10 +38,11 @@ from pipeline_props.testing.properties import (
     run_pipeline,
     split_dataset,
 )
+from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.properties, pytest.mark.integration]
 
-SCHEMA = "pp_incremental_props"
+SCHEMA = per_worker("pp_incremental_props")
 METAMORPHIC = examples_for("metamorphic")
 CASES = incremental_cases()
 

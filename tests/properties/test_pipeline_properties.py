@@ -42,10 +42,11 @@ from pipeline_props.testing.properties import (
 )
 from pipeline_props.testing.profiles import examples_for
 from pipeline_props.testing.protocol import PipelineUnderTest
+from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.properties, pytest.mark.integration]
 
-SCHEMA = "pp_properties"
+SCHEMA = per_worker("pp_properties")  # pytest -n 2: one schema per worker
 FULL = examples_for("full")
 METAMORPHIC = examples_for("metamorphic")
 DIRTY = sales_datasets(max_rows=12, files=(1, 2), error_rate=0.25, duplicate_rate=0.25)
@@ -166,8 +167,9 @@ def test_ingesting_a_file_twice_only_adds_duplicates(pipeline: ReferencePipeline
 def test_the_checks_drive_any_pipeline_the_duckdb_warehouse_too(infrastructure: Any,
                                                                 dataset: SalesDataset) -> None:
     """The protocol is not tied to ReferencePipeline: the DuckDB warehouse path, same checks."""
-    duck = DuckDBWarehousePipeline(infrastructure, schema="pp_properties_duck",
-                                   database=Path(infrastructure.infra.home) / "duckdb" / "props.duckdb")
+    duck = DuckDBWarehousePipeline(infrastructure, schema=per_worker("pp_properties_duck"),
+                                   database=Path(infrastructure.infra.home) / "duckdb"
+                                   / f"{per_worker('props')}.duckdb")
     assert isinstance(duck, PipelineUnderTest)
     tables = check_against_oracle(duck, dataset, fresh_namespace())
     if tables:

@@ -33,10 +33,11 @@ from pipeline_props.testing.properties import (
     split_dataset,
 )
 from pipeline_props.testing.protocol import PipelineUnderTest
+from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.properties, pytest.mark.integration, pytest.mark.snowflake]
 
-SCHEMA = "pp_properties_sf"
+SCHEMA = per_worker("pp_properties_sf")
 #: A few examples in ci (each a Spark query and a dbt build on the emulator, 5-10 s under load); all in thorough.
 EXAMPLES = examples_for("full") if current_profile() == "thorough" else min(examples_for("full"), 3)
 DIRTY = sales_datasets(max_rows=12, files=(1, 2), error_rate=0.25, duplicate_rate=0.25)

@@ -9,6 +9,14 @@ Backends:
 * ``external``: the team's own Kafka, Postgres and Spark master from config;
   nothing is started or stopped.
 * ``containers``: testcontainers, only when a Docker engine answers.
+
+Starting is serialized across processes by a file lock in ``<home>/locks``, so
+two pytest-xdist workers (or a test and ``services up``) never both start Kafka:
+the second reuses what the first started. A manager with ``keep_for`` set (a
+pytest-xdist worker) does not own what it starts: it records the services
+under that key in the state file and never stops them; whoever owns the key
+(the xdist controller, when every worker is done) stops them with
+:func:`stop_kept_services`.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from pipeline_props.errors import InfrastructureError
 from pipeline_props.infra import _process
 from pipeline_props.infra import fakesnow as _fakesnow
 from pipeline_props.infra.kafka import KafkaBroker
+from pipeline_props.infra.locks import file_lock, lock_dir
 from pipeline_props.infra.postgres import PostgresServer
 
 if TYPE_CHECKING:
@@ -55,7 +64,8 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
     which stops what the state file records as started by pipeline-props.
     """
 
-    def __init__(self, settings: Settings | None = None, backend: str | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, backend: str | None = None, *,
+                 keep_for: str | None = None) -> None:
         self.settings = settings or load_settings()
         self.infra = self.settings.infrastructure
         self.backend = backend or self.infra.backend
@@ -72,6 +82,8 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         self._containers: list[Any] = []
         self._external_dsn: str | None = None
         self._external_bootstrap: str | None = None
+        #: Services this manager starts are recorded as kept for this key and never stopped by it.
+        self.keep_for = keep_for
 
     # -- addresses ---------------------------------------------------------
     @property
@@ -121,14 +133,25 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
 
     def start_snowflake(self) -> None:
         """Start (or reuse) the local Snowflake emulator and record it in the state file."""
-        if self.fakesnow is None:
-            self.fakesnow = (_fakesnow.server_from_state(self.home, self._load_state().get("fakesnow"))
-                             or _fakesnow.FakesnowServer(home=self.home, port=self.infra.fakesnow_port))
-        if not self.fakesnow.running():
-            self.fakesnow.start(timeout=self.infra.startup_timeout_s)
-            self._started.add("fakesnow")
-        if self.kafka is not None and self.postgres is not None:
-            self._save_state()
+        with self._start_lock():
+            if self.fakesnow is None or not self.fakesnow.running():
+                # Another process may have started one since: the state file says.
+                self.fakesnow = _fakesnow.server_from_state(self.home, self._load_state().get("fakesnow"))
+            if self.fakesnow is None or not self.fakesnow.running():
+                self.fakesnow = _fakesnow.FakesnowServer(home=self.home, port=self.infra.fakesnow_port)
+                self.fakesnow.start(timeout=self.infra.startup_timeout_s)
+                self._started.add("fakesnow")
+            if self.kafka is not None and self.postgres is not None:
+                self._save_state()
+
+    def _start_lock(self) -> AbstractContextManager[None]:
+        """The lock that serializes starting the local services of this home across processes.
+
+        The holder may start Kafka, Postgres and the emulator one after the other,
+        each bounded by the startup timeout: wait a little longer than that.
+        """
+        return file_lock(lock_dir(self.home) / "services.start", what="infrastructure",
+                         timeout=3 * self.infra.startup_timeout_s + 30)
 
     # -- lifecycle ---------------------------------------------------------
     def __enter__(self) -> InfrastructureManager:
@@ -146,7 +169,8 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         elif self.backend == "containers":
             self._start_containers()
         else:
-            self._start_local()
+            with self._start_lock():
+                self._start_local()
         return self
 
     def _start_external(self) -> None:
@@ -202,6 +226,17 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         }
         if self.fakesnow is not None:
             state["fakesnow"] = _fakesnow.server_state(self.fakesnow)
+        kept = self._load_state().get("kept")
+        if self.keep_for is not None:
+            mine = self._started & {"kafka", "postgres", "fakesnow"}
+            if mine:
+                same = kept if kept and kept.get("for") == self.keep_for else {"for": self.keep_for,
+                                                                            "services": []}
+                same["services"] = sorted(set(same["services"]) | mine)
+                kept = same
+            self._started -= mine  # not ours to stop any more: the key's owner stops them
+        if kept:
+            state["kept"] = kept
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -439,6 +474,25 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
     def describe(self) -> dict[str, Any]:
         """Status as plain data (for JSON output and metadata), no secrets."""
         return {"backend": self.backend, "services": [asdict(s) for s in self.status()]}
+
+
+def stop_kept_services(settings: Settings, key: str) -> list[str]:
+    """Stop the local services recorded as kept for ``key`` (see ``keep_for``); return their names.
+
+    Services kept for another key, or started by ``services up``, are left alone.
+    """
+    mgr = InfrastructureManager.from_state(settings)
+    with mgr._start_lock():  # nobody starts or adopts them meanwhile
+        kept = mgr._load_state().get("kept") or {}
+        if kept.get("for") != key:
+            return []
+        mgr._started = set(kept.get("services", []))
+        names = sorted(mgr._started)
+        mgr.cleanup()
+        state = mgr._load_state()  # what is left (e.g. services up's Kafka) stays on record
+        if state.pop("kept", None) is not None:
+            mgr.state_file.write_text(json.dumps(state, indent=2))
+        return names
 
 
 def _probe_kafka(bootstrap: str) -> bool:

@@ -8,18 +8,22 @@
 * ``namespace``: a fresh dataset namespace per test;
 * the markers, validated: a test that uses a service fixture must be marked
   ``integration``, ``properties``, ``faults`` or ``mutations``;
-* engine versions in the report header.
+* engine versions in the report header;
+* pytest-xdist (``-n 2``): per-worker names, services kept for the run and
+  stopped by the controller, fault and cluster tests one at a time
+  (:mod:`pipeline_props.testing.xdist`, docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from importlib import metadata
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pipeline_props.testing import xdist
 from pipeline_props.testing.profiles import register_profiles
 
 if TYPE_CHECKING:
@@ -46,9 +50,55 @@ SERVICE_FIXTURES = {"infrastructure", "kafka_bootstrap", "postgres_dsn", "shared
 SERVICE_MARKERS = {"integration", "properties", "faults", "mutations", "snowflake", "cluster"}
 
 
+_XDIST_RUN = pytest.StashKey[str]()
+_XDIST_STOPPED = pytest.StashKey[list[str]]()
+_HOME = pytest.StashKey[str]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
+    key = xdist.start_run(config)
+    if key is not None:
+        config.stash[_XDIST_RUN] = key
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """In the xdist controller, every worker is done: stop the services they started for this run."""
+    key = session.config.stash.get(_XDIST_RUN, None)
+    if key is None:
+        return
+    from pipeline_props.config import load_settings
+    from pipeline_props.infra.manager import stop_kept_services
+
+    session.config.stash[_XDIST_STOPPED] = stop_kept_services(load_settings(), key)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    stopped = config.stash.get(_XDIST_STOPPED, None)
+    if stopped:
+        terminalreporter.write_line(f"pipeline-props: stopped {', '.join(stopped)}, started by the "
+                                    "xdist workers for this run")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object]:
+    """Under xdist, a test that signals the shared services runs while no other worker uses them."""
+    access = xdist.services_access(item, SERVICE_FIXTURES)
+    if access is None or not xdist.worker_id():
+        return (yield)
+    with xdist.services_turn(_home(item.config), access):
+        return (yield)
+
+
+def _home(config: pytest.Config) -> str:
+    """The local services' home (where their lock files are), read once per session."""
+    if _HOME not in config.stash:
+        from pipeline_props.config import load_settings
+
+        config.stash[_HOME] = str(load_settings().infrastructure.home)
+    return config.stash[_HOME]
 
 
 def _version(dist: str) -> str:
@@ -75,6 +125,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _skip_slow_outside_thorough(config, items)
+    if config.pluginmanager.hasplugin("xdist"):
+        # With --dist loadgroup the cluster tests all go to one worker (one Spark application
+        # holds both executors); with plain load, cluster_turn makes the other worker wait.
+        for item in items:
+            if item.get_closest_marker("cluster"):
+                item.add_marker(pytest.mark.xdist_group("pp_cluster"))
     problems = []
     for item in items:
         used = set(getattr(item, "fixturenames", ())) & SERVICE_FIXTURES
@@ -113,7 +169,8 @@ def infrastructure(pp_settings: Settings) -> Iterator[InfrastructureManager]:
     """Kafka and Postgres, started once per session (reused if `services up` already runs them)."""
     from pipeline_props.infra import InfrastructureManager
 
-    mgr = InfrastructureManager(pp_settings)
+    # Under xdist what this worker starts is kept for the run: the other worker may still use it.
+    mgr = InfrastructureManager(pp_settings, keep_for=xdist.run_key())
     mgr.start_services()
     mgr.wait_for_readiness()
     try:
