@@ -103,3 +103,35 @@ def test_shared_holders_coexist_and_a_writer_waits_for_them(tmp_path: Path) -> N
     finally:
         reader.kill()
         reader.wait(10)
+
+
+def test_a_worker_follows_a_broker_the_other_worker_restarted(tmp_path: Path) -> None:
+    """After a fault test on the other worker restarted the broker, our pid is dead: adopt the live one."""
+    import json
+
+    import psutil
+
+    from pipeline_props.config import load_settings
+    from pipeline_props.infra import InfrastructureManager
+    from pipeline_props.infra.kafka import KafkaBroker
+
+    settings = load_settings(env={}, overrides={"infrastructure": {"home": str(tmp_path / "home")}})
+    mgr = InfrastructureManager(settings)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    mgr.kafka = KafkaBroker(home=mgr.home, data_dir=tmp_path / "kafka", port=1, controller_port=2,
+                            heap="64m", pid=dead.pid, create_time=1.0)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        recorded = {"pid": live.pid, "create_time": psutil.Process(live.pid).create_time(),
+                    "data_dir": str(tmp_path / "kafka")}
+        mgr.home.mkdir(parents=True)
+        mgr.state_file.write_text(json.dumps({"kafka": recorded}))
+        mgr.adopt_recorded_broker()
+        assert (mgr.kafka.pid, mgr.kafka.create_time) == (live.pid, recorded["create_time"])
+        mgr.state_file.write_text(json.dumps({"kafka": {**recorded, "pid": dead.pid}}))
+        mgr.adopt_recorded_broker()  # ours is alive: a dead pid on record never replaces it
+        assert mgr.kafka.pid == live.pid
+    finally:
+        live.kill()
+        live.wait(10)

@@ -292,6 +292,19 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         if self.settings.run.warehouse == "snowflake" and not self.infra.snowflake_account:
             self.start_snowflake()
 
+    def adopt_recorded_broker(self) -> None:
+        """Follow a broker another process restarted (a fault test on the other pytest-xdist worker).
+
+        Our pid is dead then and the state file has the live one: signals and health
+        checks must reach that. A live pid of ours is never replaced.
+        """
+        if self.backend != "local" or self.kafka is None or self.kafka.running():
+            return
+        ks = self._load_state().get("kafka") or {}
+        if (ks.get("data_dir") == str(self.kafka.data_dir) and ks.get("pid")
+                and _process.pid_alive(ks["pid"], ks.get("create_time"))):
+            self.kafka.pid, self.kafka.create_time = ks["pid"], ks.get("create_time")
+
     def wait_for_readiness(self, timeout: float | None = None, *, spark: bool = False) -> list[ServiceStatus]:
         """Probe each service for real until healthy or ``timeout``; raise naming the one that is not."""
         timeout = timeout or self.infra.startup_timeout_s

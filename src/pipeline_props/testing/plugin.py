@@ -53,6 +53,8 @@ SERVICE_MARKERS = {"integration", "properties", "faults", "mutations", "snowflak
 _XDIST_RUN = pytest.StashKey[str]()
 _XDIST_STOPPED = pytest.StashKey[list[str]]()
 _HOME = pytest.StashKey[str]()
+#: The session's InfrastructureManager once the fixture made it (its broker may move, see above).
+_SESSION_INFRA: list[InfrastructureManager] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -89,6 +91,8 @@ def pytest_runtest_protocol(item: pytest.Item) -> Generator[None, object, object
     if access is None or not xdist.worker_id():
         return (yield)
     with xdist.services_turn(_home(item.config), access):
+        if _SESSION_INFRA:
+            _SESSION_INFRA[0].adopt_recorded_broker()
         return (yield)
 
 
@@ -173,9 +177,11 @@ def infrastructure(pp_settings: Settings) -> Iterator[InfrastructureManager]:
     mgr = InfrastructureManager(pp_settings, keep_for=xdist.run_key())
     mgr.start_services()
     mgr.wait_for_readiness()
+    _SESSION_INFRA[:] = [mgr]
     try:
         yield mgr
     finally:
+        _SESSION_INFRA.clear()
         mgr.cleanup()
 
 
