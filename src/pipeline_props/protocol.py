@@ -11,7 +11,7 @@
    ``run_dataset`` times each stage, writes kafka_messages.jsonl and runs the
    Kafka and Spark validators.
 3. :class:`FaultHooks`, optional: what the fault harness
-   (faults/scenarios.py) drives. The harness sends the reference message
+   (faults/harness.py) drives. The harness sends the reference message
    format through the reference ingest and runs the reference transform, so
    this layer fits pipelines that keep those interfaces and swap the rest
    (producer settings, the staging sink, the model stage).
@@ -141,7 +141,7 @@ SinkFactory = Callable[[str, str], BatchSink]
 
 @runtime_checkable
 class FaultHooks(Protocol):
-    """Layer 3: the hooks the fault harness uses (faults/scenarios.py ``FaultHarness``).
+    """Layer 3: the hooks the fault harness uses (faults/harness.py ``FaultHarness``).
 
     The harness produces the reference message format to a topic named after
     the namespace, runs the reference transform on ``checkpoint_dir`` with the

@@ -15,7 +15,7 @@ from test_state_machine import _run, _settings
 
 from pipeline_props.faults.cluster import cluster_pipeline
 from pipeline_props.faults.cluster_scenarios import CLUSTER_SCENARIOS
-from pipeline_props.faults.scenarios import run_scenario
+from pipeline_props.faults.runner import run_scenario
 from pipeline_props.testing.profiles import current_profile
 from pipeline_props.testing.xdist import per_worker
 

@@ -27,7 +27,8 @@ from hypothesis import Phase
 from test_state_machine import _run, _settings
 
 from pipeline_props.faults.cluster import CLUSTER_PRODUCER_CONFIG
-from pipeline_props.faults.scenarios import FaultHarness, StreamOutcome, _short
+from pipeline_props.faults.harness import FaultHarness
+from pipeline_props.faults.stream_run import StreamOutcome, short_error
 
 from .machine import ClusterFaultMachine, cluster_machine
 
@@ -108,7 +109,7 @@ class OffsetsFirstHarness(FaultHarness):
                 consumer.commit(offsets=done, asynchronous=False)
             return StreamOutcome(True, time.monotonic() - t0)
         except Exception as exc:  # noqa: BLE001 - a failed run is an outcome, as in FaultHarness
-            return StreamOutcome(False, time.monotonic() - t0, _short(exc))
+            return StreamOutcome(False, time.monotonic() - t0, short_error(exc))
         finally:
             consumer.close()
 

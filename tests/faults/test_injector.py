@@ -309,8 +309,8 @@ def test_a_killed_producer_sends_nothing_once_it_is_gone(infrastructure, fault_i
     network is back, after the harness has written the batch off as unknown; a check
     running then sees a record in Kafka that the stream was never given a chance to stage.
     """
+    from pipeline_props.faults.harness import HEADER_ONLY
     from pipeline_props.faults.injector import PRODUCER_FAULT_CONFIG
-    from pipeline_props.faults.scenarios import PLAIN_HEADER
     from pipeline_props.pipeline.ingest import count_topic_messages, ingest_files
 
     inj = fault_injector
@@ -319,7 +319,7 @@ def test_a_killed_producer_sends_nothing_once_it_is_gone(infrastructure, fault_i
     try:
         cut = inj.inject_network_failure("kafka", "cut")
         try:
-            stats = ingest_files([("a.csv", PLAIN_HEADER + b"x,y\n" * 3)], bootstrap_servers=inj.kafka_bootstrap,
+            stats = ingest_files([("a.csv", HEADER_ONLY + b"x,y\n" * 3)], bootstrap_servers=inj.kafka_bootstrap,
                                  topic=topic, run_id="r", producer_config=PRODUCER_FAULT_CONFIG,
                                  retry_rounds=0, stop_after=2)
         finally:

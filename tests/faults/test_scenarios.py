@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline_props.faults import SCENARIOS, classify
-from pipeline_props.faults.scenarios import PLAIN_HEADER, ScenarioResult, write_report
+from pipeline_props.faults import FAULT_SCENARIOS, classify
+from pipeline_props.faults.harness import HEADER_ONLY
+from pipeline_props.faults.report import write_fault_report
+from pipeline_props.faults.runner import ScenarioResult
 
 
 @pytest.mark.unit
@@ -94,7 +96,7 @@ def test_registry_has_the_seed_scenarios_with_every_field() -> None:
                  "spark_driver_kill", "spark_driver_kill_after_write",
                  "spark_crash_after_write", "producer_crash", "network_latency", "network_partition",
                  "packet_loss", "corrupt_messages", "disk_full", "postgres_disk_full", "memory_pressure"):
-        s = SCENARIOS[name]
+        s = FAULT_SCENARIOS[name]
         assert all([s.description, s.error_type, s.component, s.failure_point, s.expected_behavior,
                     s.recovery_mechanism]), name
         assert s.error_type in ("service", "network", "data", "resource")
@@ -107,7 +109,7 @@ def test_report_fails_a_scenario_that_lost_or_duplicated(tmp_path) -> None:
     assert good.passed and not bad.passed
     import json
 
-    data = json.loads(write_report([good, bad], tmp_path).read_text())
+    data = json.loads(write_fault_report([good, bad], tmp_path).read_text())
     assert data["passed"] is False
     assert [s["passed"] for s in data["scenarios"]] == [True, False]
 
@@ -142,7 +144,7 @@ def test_a_query_that_cannot_stop_fails_loudly_instead_of_hanging(infrastructure
     # spark_query_stop: the harness stops the query while this batch's callback runs (and hangs)
     stop_id = fault_injector.inject_service_failure("spark", "query_stop")
     try:
-        h.produce(PLAIN_HEADER + b"not,a,valid,row\n")
+        h.produce(HEADER_ONLY + b"not,a,valid,row\n")
         with pytest.raises(PipelineStageError, match="did not stop within 3 s"):
             h.run_stream()
     finally:

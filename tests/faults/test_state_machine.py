@@ -54,7 +54,7 @@ from hypothesis.stateful import (
 
 from pipeline_props.errors import InfrastructureError
 from pipeline_props.faults import FaultHarness
-from pipeline_props.faults.scenarios import PLAIN_HEADER
+from pipeline_props.faults.harness import HEADER_ONLY
 from pipeline_props.pipeline.incremental import IncrementalPipeline
 from pipeline_props.pipeline.reference import ReferencePipeline
 from pipeline_props.pipeline.staging import StagingSink
@@ -172,7 +172,7 @@ class PipelineFaultMachine(RuleBasedStateMachine):
     def _produce(self, dataset: Any, crash_after: int | None) -> None:
         data = dataset.files[0][1]
         if data.count(b"\n") < 1:
-            data = PLAIN_HEADER
+            data = HEADER_ONLY
         if self.abandoned:
             return
         if crash_after is not None:  # the producer killed mid-file: outcome unknown

@@ -129,10 +129,10 @@ def test_documented_command_parses(where: str, line: str) -> None:
         pytest.fail(f"{where}: `pipeline-props {line}` no longer parses: {message}")
     if path == ["errors"] and "--scenario" in args:
         from pipeline_props.faults.cluster_scenarios import CLUSTER_SCENARIOS
-        from pipeline_props.faults.scenarios import SCENARIOS
+        from pipeline_props.faults.scenarios import FAULT_SCENARIOS
 
         names = [args[i + 1] for i, a in enumerate(args) if a in ("--scenario", "-s")]
-        unknown = [n for n in names if n not in SCENARIOS and n not in CLUSTER_SCENARIOS]
+        unknown = [n for n in names if n not in FAULT_SCENARIOS and n not in CLUSTER_SCENARIOS]
         assert not unknown, f"{where}: unknown fault scenario(s) {unknown}"
     if path == ["run"] and "--test" in args:
         from pipeline_props.strategies import SCENARIOS as DATA_SCENARIOS

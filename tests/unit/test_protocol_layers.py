@@ -9,7 +9,9 @@ import pytest
 
 import pipeline_props.compare as compare_module
 from pipeline_props import contract as C
-from pipeline_props.faults.scenarios import NEEDS_DRIVER_PROCESS, FaultHarness, run_scenario, unsupported
+from pipeline_props.faults.harness import FaultHarness
+from pipeline_props.faults.runner import run_scenario, unsupported
+from pipeline_props.faults.scenarios import NEEDS_DRIVER_PROCESS
 from pipeline_props.repro import replay, write_repro
 from pipeline_props import protocol as P
 

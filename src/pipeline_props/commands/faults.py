@@ -36,19 +36,21 @@ def errors(
     from pipeline_props.errors import UsageError
     from pipeline_props.faults.injector import ErrorInjector
     from pipeline_props.faults.cluster_scenarios import CLUSTER_SCENARIOS, cluster_is_up, run_cluster_scenarios
-    from pipeline_props.faults.scenarios import SCENARIOS, run_scenario, write_report
+    from pipeline_props.faults.report import write_fault_report
+    from pipeline_props.faults.runner import run_scenario
+    from pipeline_props.faults.scenarios import FAULT_SCENARIOS
     from pipeline_props.infra import InfrastructureManager
 
     if list_:
-        for s in SCENARIOS.values():
+        for s in FAULT_SCENARIOS.values():
             console.print(f"{s.name:26} [{s.error_type}/{s.component}] {s.description}")
         raise typer.Exit(0)
     if all_ == bool(scenario):
         raise UsageError("give either --all or --scenario NAME")
-    names = list(SCENARIOS) if all_ else list(scenario or [])
+    names = list(FAULT_SCENARIOS) if all_ else list(scenario or [])
     for n in names:
-        if n not in SCENARIOS:
-            raise UsageError(f"unknown scenario {n!r}; known: {', '.join(SCENARIOS)}")
+        if n not in FAULT_SCENARIOS:
+            raise UsageError(f"unknown scenario {n!r}; known: {', '.join(FAULT_SCENARIOS)}")
     overrides = {"run": {"artifacts_dir": str(artifacts_dir)}} if artifacts_dir else None
     settings = _settings(config, None, overrides)
     on_cluster = [n for n in names if n in CLUSTER_SCENARIOS]
@@ -90,7 +92,7 @@ def errors(
         infra.cleanup()
         folder = Path(settings.run.artifacts_dir) / f"faults_{time.strftime('%Y%m%dT%H%M%S')}"
         if results:
-            path = write_report(results, folder)
+            path = write_fault_report(results, folder)
             console.print(f"report: {path}")
             from pipeline_props.reports.html import write_report as write_html
 

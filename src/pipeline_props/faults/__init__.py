@@ -11,28 +11,28 @@ Public API:
 - :func:`run_separate_driver`: the transform in a driver process of its own, SIGKILLed
   at a kill point of the micro-batch or squeezed for memory;
 - :class:`FaultProxy`: the loopback TCP fault proxy (delay, loss, cut, lost Kafka acks);
-- :class:`ErrorScenario`, :data:`SCENARIOS`, :func:`run_scenario`, :func:`write_report`;
-- :class:`FaultHarness`: one namespace of the pipeline driven batch by batch under faults;
+- :class:`FaultHarness` (harness.py): one namespace of the pipeline driven batch by batch
+  under faults; a stream run under faults (stream_run.py); its reads of topic and staging
+  (observe.py);
+- :class:`ErrorScenario`, :data:`FAULT_SCENARIOS` (registry.py; the built-in scenarios are
+  scenarios.py), :func:`run_scenario` (runner.py), :func:`write_fault_report` (report.py);
 - :func:`classify`, :class:`Findings`: lost / duplicated / phantom records and their stage.
 """
 
 from pipeline_props.faults.dbt_kill import DbtKill, run_killed_dbt
 from pipeline_props.faults.driver import DriverRun, run_separate_driver
 from pipeline_props.faults.findings import Findings, StageFindings, classify
+from pipeline_props.faults.harness import FaultHarness
 from pipeline_props.faults.injector import FAULT_KINDS, ErrorInjector, InjectedCrash
 from pipeline_props.faults.proxy import FaultProxy
-from pipeline_props.faults.scenarios import (
-    SCENARIOS,
-    ErrorScenario,
-    FaultHarness,
-    ScenarioResult,
-    run_scenario,
-    write_report,
-)
+from pipeline_props.faults.registry import ErrorScenario
+from pipeline_props.faults.report import write_fault_report
+from pipeline_props.faults.runner import ScenarioResult, run_scenario
+from pipeline_props.faults.scenarios import FAULT_SCENARIOS
 
 __all__ = [
     "FAULT_KINDS",
-    "SCENARIOS",
+    "FAULT_SCENARIOS",
     "DbtKill",
     "DriverRun",
     "ErrorInjector",
@@ -47,5 +47,5 @@ __all__ = [
     "run_killed_dbt",
     "run_scenario",
     "run_separate_driver",
-    "write_report",
+    "write_fault_report",
 ]

@@ -1,6 +1,6 @@
 """The cluster scenarios of ``pipeline-props errors --scenario cluster_...`` (they need ``cluster up``).
 
-Each runs through :func:`~pipeline_props.faults.scenarios.run_scenario` with a
+Each runs through :func:`~pipeline_props.faults.runner.run_scenario` with a
 :class:`~pipeline_props.faults.cluster.ClusterInjector` and the pipeline of
 :func:`~pipeline_props.faults.cluster.cluster_pipeline`, so the verdict is the
 usual one: 0 lost, 0 duplicated, 0 phantom, tables equal to the oracle.
@@ -12,12 +12,8 @@ from collections.abc import Callable
 
 from pipeline_props.errors import UsageError
 from pipeline_props.faults.cluster import ClusterInjector
-from pipeline_props.faults.scenarios import (
-    ErrorScenario,
-    ScenarioContext,
-    ScenarioResult,
-    register,
-)
+from pipeline_props.faults.registry import ErrorScenario, ScenarioContext, register
+from pipeline_props.faults.runner import ScenarioResult, run_scenario
 from pipeline_props.infra import _process
 
 #: Records of the batch a mid-ingest or mid-task kill lands in (so there is a "mid").
@@ -61,28 +57,25 @@ def _leader_kill_mid_ingest(ctx: ScenarioContext) -> None:
     ctx.notes.extend(inj.notes)
 
 
-def _leader_kill_mid_transform(ctx: ScenarioContext) -> None:
+def _kill_mid_batch(ctx: ScenarioContext, kind: str, label: str, what: str) -> None:
+    """Produce a big batch, arm the kill ``kind`` (it fires inside the micro-batch), stream, recover."""
     inj = _injector(ctx)
     ctx.harness.produce(_big(ctx, 0))
-    eid = inj.inject("kafka_leader_kill_mid_transform")
+    eid = inj.inject(kind)
     out = ctx.harness.run_stream()
-    ctx.expect_failure("stream whose leader dies as the batch starts", out.ok, out.error)
-    if "kafka_leader_kill_mid_transform" not in inj.armed.fired:
-        raise AssertionError("no micro-batch ran: the leader kill never fired")
+    ctx.expect_failure(label, out.ok, out.error)
+    if kind not in inj.armed.fired:
+        raise AssertionError(f"no micro-batch ran: the {what} kill never fired")
     ctx.recover(eid)
     ctx.notes.extend(inj.notes)
+
+
+def _leader_kill_mid_transform(ctx: ScenarioContext) -> None:
+    _kill_mid_batch(ctx, "kafka_leader_kill_mid_transform", "stream whose leader dies as the batch starts", "leader")
 
 
 def _worker_kill(ctx: ScenarioContext) -> None:
-    inj = _injector(ctx)
-    ctx.harness.produce(_big(ctx, 0))
-    eid = inj.inject("spark_worker_kill")
-    out = ctx.harness.run_stream()
-    ctx.expect_failure("stream with a worker and its executor SIGKILLed mid-batch", out.ok, out.error)
-    if "spark_worker_kill" not in inj.armed.fired:
-        raise AssertionError("no micro-batch ran: the worker kill never fired")
-    ctx.recover(eid)
-    ctx.notes.extend(inj.notes)
+    _kill_mid_batch(ctx, "spark_worker_kill", "stream with a worker and its executor SIGKILLed mid-batch", "worker")
 
 
 def _master_kill(ctx: ScenarioContext) -> None:
@@ -147,7 +140,6 @@ def run_cluster_scenarios(names: list[str], settings: object, *, rows: int, seed
                           on_result: Callable[[ScenarioResult], None]) -> list[ScenarioResult]:
     """Run cluster scenarios against the running cluster; the Spark session is the cluster's, stopped after."""
     from pipeline_props.faults.cluster import cluster_pipeline, cluster_session
-    from pipeline_props.faults.scenarios import run_scenario
     from pipeline_props.infra.spark import stop_spark_session
 
     stop_spark_session()  # a local session of an earlier group: the cluster needs one on its master

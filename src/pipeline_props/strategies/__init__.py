@@ -11,7 +11,8 @@ Public surface:
   reason code and column, and per malformation (:data:`CORRUPTIONS`,
   :data:`MALFORMATIONS`), yielding :class:`CorruptRecord`;
 - :class:`DataGenerator` (alias ``TestDataGenerator``), :class:`DataGenerationConfig`
-  and :data:`SCENARIOS`: fast seeded data without Hypothesis.
+  and :data:`SCENARIOS`: fast seeded data without Hypothesis;
+- :data:`PLAIN_HEADER`: the contract's header record as written (no terminator).
 """
 
 from pipeline_props.strategies._corruptions import (
@@ -22,6 +23,7 @@ from pipeline_props.strategies._corruptions import (
     malformed_records,
 )
 from pipeline_props.strategies._datasets import SalesDataset, sales_datasets, sales_records
+from pipeline_props.strategies._render import PLAIN_HEADER
 from pipeline_props.strategies.generator import (
     SCENARIOS,
     DataGenerationConfig,
@@ -32,6 +34,7 @@ from pipeline_props.strategies.generator import (
 __all__ = [
     "CORRUPTIONS",
     "MALFORMATIONS",
+    "PLAIN_HEADER",
     "SCENARIOS",
     "CorruptRecord",
     "DataGenerationConfig",
