@@ -18,6 +18,7 @@ from rich.table import Table
 from pipeline_props.commands.common import (
     ConfigOpt,
     LogLevelOpt,
+    VerboseOpt,
     console,
     err_console,
     load_cli_settings,
@@ -275,11 +276,12 @@ def replay(
     folder: Annotated[Path, typer.Argument(help="A repro folder, e.g. artifacts/repros/<id>.")],
     warehouse: Annotated[Optional[str], typer.Option("--warehouse", help="postgres, duckdb or snowflake.")] = None,
     config: ConfigOpt = None,
+    verbose: VerboseOpt = False,
 ) -> None:
     """Replay a shrunk failure: its datasets through the pipeline and the oracle again (exit 0/1/2)."""
     from pipeline_props.commands.replay import replay_cli
 
-    raise typer.Exit(replay_cli(folder, warehouse, config))
+    raise typer.Exit(replay_cli(folder, warehouse, config, verbose=verbose))
 
 
 from pipeline_props.commands.reports import register as _register_report_commands  # noqa: E402

@@ -1,4 +1,5 @@
-"""The quiet terminal of `pipeline-props run`: noise to the log file, summary and errors to the terminal.
+"""The quiet terminal of `pipeline-props run` (and `errors`, `bench`, `replay`): noise to the log file,
+summary and errors to the terminal.
 
 Each case runs in a subprocess, because it redirects file descriptors 1 and 2
 (which pytest's own capture also uses), and a child process stands in for
@@ -85,3 +86,42 @@ def test_log_segments_and_tail(tmp_path: Path) -> None:
     assert tail(tmp_path / "missing.log") == []
     copy_segment(log, len("one\n\n"), tmp_path / "b" / "b.log")
     assert (tmp_path / "b" / "b.log").read_text(encoding="utf-8") == "two\nthree\n"
+
+
+COMMAND_SCRIPT = textwrap.dedent("""
+    import logging, os, subprocess, sys
+    from pathlib import Path
+    from pipeline_props.commands.common import console, load_cli_settings, quiet_command
+
+    load_cli_settings(None, "INFO")  # what every command does first: logging to stderr
+    with quiet_command(Path(sys.argv[1]), verbose=sys.argv[2] == "verbose") as log:
+        os.write(2, b"26/01/01 10:00:00 WARN NativeCodeLoader: Unable to load native-hadoop library\\n")
+        os.write(1, b"Setting default log level to WARN\\n")
+        subprocess.run([sys.executable, "-c", "import sys; print('log4j:WARN jvm child noise', file=sys.stderr)"])
+        logging.getLogger("pipeline_props.x").info("an INFO log")
+        console.print("RESULT scenario spark_driver_crash PASSED")
+    console.print(f"LOGFILE {log}", soft_wrap=True)
+""")
+
+
+def test_a_command_prints_its_results_and_its_log_path_only(tmp_path: Path) -> None:
+    """errors, bench and replay run their body in commands.common.quiet_command."""
+    folder = tmp_path / "faults_x"
+    proc = subprocess.run([sys.executable, "-c", COMMAND_SCRIPT, str(folder), "quiet"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    log = folder / "logs" / "pipeline-props.log"
+    assert proc.stdout.splitlines() == ["RESULT scenario spark_driver_crash PASSED", f"log: {log}",
+                                        f"LOGFILE {log}"], proc.stdout
+    assert proc.stderr == ""
+    text = log.read_text(encoding="utf-8")
+    assert all(n in text for n in ("NativeCodeLoader", "Setting default log level", "jvm child noise",
+                                   "INFO pipeline_props.x: an INFO log")), text
+
+
+def test_a_verbose_command_keeps_its_logs_on_the_terminal(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-c", COMMAND_SCRIPT, str(tmp_path / "f"), "verbose"],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "jvm child noise" in proc.stderr and "an INFO log" in proc.stderr
+    assert "RESULT scenario spark_driver_crash PASSED" in proc.stdout

@@ -4,22 +4,47 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from pipeline_props.config import Settings, load_settings
 
-__all__ = ["ConfigOpt", "LogLevelOpt", "console", "err_console", "load_cli_settings", "print_status"]
+__all__ = ["ConfigOpt", "LogLevelOpt", "VerboseOpt", "console", "err_console", "load_cli_settings",
+           "print_status", "quiet_command"]
 
 console = Console()
 err_console = Console(stderr=True)
 
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="YAML settings file ($E2E_CONFIG).")]
 LogLevelOpt = Annotated[Optional[str], typer.Option("--log-level", help="DEBUG, INFO, WARNING or ERROR.")]
+VerboseOpt = Annotated[bool, typer.Option(
+    "--verbose", "-v", help="Logs (Spark, Kafka, dbt, Python) on the terminal instead of the log file only.")]
+
+
+@contextmanager
+def quiet_command(folder: Path, *, verbose: bool) -> Iterator[Path]:
+    """Run a command's body with a quiet terminal: its noise goes to ``folder/logs/pipeline-props.log``.
+
+    Spark's JVM, the libraries and Python logging write to that log (``verbose``
+    keeps them on the terminal); what the command prints on :data:`console` and
+    :data:`err_console` still reaches the terminal. Yields the log's path and
+    prints it at the end; on an error its last lines are shown with it
+    (cli_display.quiet_terminal).
+    """
+    from pipeline_props.cli_display import quiet_terminal
+    from pipeline_props.logcapture import LOG_NAME
+
+    log_path = folder / "logs" / LOG_NAME
+    with quiet_terminal(log_path, [console, err_console], verbose=verbose, err_console=err_console):
+        yield log_path
+    console.print(f"log: {escape(str(log_path))}", highlight=False, soft_wrap=True)
 
 
 def load_cli_settings(config: Path | None, log_level: str | None = None,

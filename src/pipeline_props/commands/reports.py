@@ -20,11 +20,15 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
-console = Console()
-err_console = Console(stderr=True)
+from pipeline_props.commands.common import (
+    VerboseOpt,
+    console,
+    err_console,
+    quiet_command,
+)
 
 
 def _repo_root() -> Path:
@@ -61,10 +65,19 @@ def bench(
     artifacts_dir: Annotated[Path, typer.Option("--artifacts-dir")] = Path("artifacts"),
     pytest_args: Annotated[Optional[list[str]], typer.Option("--pytest-arg", help="Extra pytest argument "
                                                              "(repeatable).")] = None,
+    verbose: VerboseOpt = False,
 ) -> None:
-    """Run the benchmarks; with --compare REV, fail (exit 1) when the working tree is slower than REV."""
-    from pipeline_props.perf.compare import (DEFAULT_SELECTION, FULL_SELECTION, compare_commits,
-                                             saved_run_args)
+    """Run the benchmarks; with --compare REV, fail (exit 1) when the working tree is slower than REV.
+
+    pytest's output and the logs go to ``<run folder>/logs/`` (``-v``: to the
+    terminal too); the terminal gets the results, the reports and the log's path.
+    """
+    from pipeline_props.perf.compare import (
+        DEFAULT_SELECTION,
+        FULL_SELECTION,
+        compare_commits,
+        saved_run_args,
+    )
 
     repo = _repo_root()
     selection = list(select or (FULL_SELECTION if full else DEFAULT_SELECTION))
@@ -81,23 +94,50 @@ def bench(
                               ("" if compare_saved == "latest" else compare_saved))
         cmd = [sys.executable, "-m", "pytest", *selection, "--benchmark-only", "-p", "no:cacheprovider", *args,
                f"--benchmark-json={(run_dir / 'bench_run.json').resolve()}", *extra]
-        console.print("$ " + " ".join(cmd))
-        code = subprocess.run(cmd, cwd=repo).returncode
-        if (run_dir / "bench_run.json").is_file():
-            console.print(f"report: {write_report(run_dir)}")
+        with quiet_command(run_dir, verbose=verbose) as log_path:
+            console.print("$ " + " ".join(cmd), highlight=False, soft_wrap=True)
+            code = subprocess.run(cmd, cwd=repo).returncode
+            if (run_dir / "bench_run.json").is_file():
+                console.print(_bench_table(json.loads((run_dir / "bench_run.json").read_text(encoding="utf-8"))))
+                console.print(f"report: {write_report(run_dir)}")
+            if code != 0 and not verbose:
+                _show_tail(log_path, f"pytest exited {code}")
         raise typer.Exit(code)
-    result = compare_commits(compare, repo=repo, against=against, selection=selection, rounds=rounds,
-                             threshold=threshold, pytest_args=extra,
-                             progress=lambda msg: err_console.print(f"[dim]{escape(msg)}[/dim]"))
-    console.print(escape(result.render()), highlight=False)
     run_dir = out / f"compare_{stamp}"
     run_dir.mkdir(parents=True, exist_ok=True)
-    doc = json.dumps(result.to_json(), indent=2)
-    (run_dir / "bench_compare.json").write_text(doc, encoding="utf-8")
-    (out / "latest_compare.json").write_text(doc, encoding="utf-8")
-    console.print(f"wrote {out / 'latest_compare.json'}")
-    console.print(f"report: {write_report(run_dir)}")
+    with quiet_command(run_dir, verbose=verbose):
+        result = compare_commits(compare, repo=repo, against=against, selection=selection, rounds=rounds,
+                                 threshold=threshold, pytest_args=extra,
+                                 progress=lambda msg: err_console.print(f"[dim]{escape(msg)}[/dim]"))
+        console.print(escape(result.render()), highlight=False)
+        doc = json.dumps(result.to_json(), indent=2)
+        (run_dir / "bench_compare.json").write_text(doc, encoding="utf-8")
+        (out / "latest_compare.json").write_text(doc, encoding="utf-8")
+        console.print(f"wrote {out / 'latest_compare.json'}")
+        console.print(f"report: {write_report(run_dir)}")
     raise typer.Exit(1 if result.failed else 0)
+
+
+def _bench_table(run: dict[str, Any]) -> Table:
+    """The benchmarks of a pytest-benchmark JSON run: min, median, max seconds, rounds, rows/s."""
+    table = Table(title="benchmarks")
+    for col in ("benchmark", "min (s)", "median (s)", "max (s)", "rounds", "rows/s"):
+        table.add_column(col, justify="left" if col == "benchmark" else "right")
+    for m in run.get("benchmarks") or []:
+        st = m.get("stats") or {}
+        rate = (m.get("extra_info") or {}).get("rows_per_s")
+        table.add_row(str(m.get("fullname") or m.get("name")), *(f"{st.get(k, 0):.4f}" for k in ("min", "median", "max")),
+                      str(st.get("rounds", "")), f"{rate:,.0f}" if rate is not None else "")
+    return table
+
+
+def _show_tail(log_path: Path, why: str, lines: int = 25) -> None:
+    """The last lines of the log (pytest's failures, pytest-benchmark's regressions) after a failed run."""
+    from pipeline_props.logcapture import tail
+
+    console.print(f"[red]{escape(why)}[/red]; last {lines} lines of {escape(str(log_path))}:")
+    for line in tail(log_path, lines):
+        console.print(f"  {escape(line)}", highlight=False, soft_wrap=True)
 
 
 def scaling(
@@ -123,7 +163,6 @@ def scaling(
     monitor = PerformanceMonitor()
     if component == "pipeline":
         from pipeline_props.infra import InfrastructureManager
-
         from pipeline_props.scaling import pipeline_scaling
 
         with InfrastructureManager(settings) as infra:
