@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from pipeline_props.errors import UsageError
 from pipeline_props.perf.compare import compare_commits
 
 pytestmark = pytest.mark.integration
@@ -79,3 +80,19 @@ def test_the_cli_exits_1_and_writes_the_comparison(repo: Path, tmp_path: Path) -
     assert "SLOWER" in proc.stdout and "benchmarks/test_tiny.py::test_work" in proc.stdout
     doc = json.loads((artifacts / "bench" / "latest_compare.json").read_text())
     assert doc["failed"] and doc["benchmarks"][0]["ratio"] > 1.5
+
+
+def test_bench_from_tree_runs_a_new_benchmark_against_the_old_code(repo: Path) -> None:
+    new = repo / "benchmarks" / "test_new.py"  # in the working tree only, as a benchmark written today
+    new.write_text(BENCH.replace("test_work", "test_new_work"))
+    try:
+        selection = ("benchmarks/test_new.py",)
+        with pytest.raises(UsageError, match="benchmarks failed"):  # the old tree has no such file
+            compare_commits("HEAD~1", repo=repo, selection=selection, rounds=1, threshold=0.10)
+        both = compare_commits("HEAD~1", repo=repo, selection=selection, rounds=1, threshold=0.10,
+                               bench_from_tree=True)
+        (delta,) = both.deltas.values()
+        assert delta.a and delta.b  # measured on both sides
+        assert delta.ratio == pytest.approx(2.0, rel=0.25)  # the old code sleeps 20 ms, the tree 40 ms
+    finally:
+        new.unlink()

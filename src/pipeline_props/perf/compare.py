@@ -8,7 +8,8 @@ times, so slow drift of the machine's load hits both sides alike. Per
 benchmark, each invocation gives a median; a side's figure is the median of
 its invocations' medians and ``ratio = B / A``. The comparison fails when a
 ratio exceeds ``1 + threshold``. Benchmarks that exist on one side only are
-listed, not judged.
+listed, not judged. ``bench_from_tree`` runs the working tree's benchmarks
+against both revisions' code, for a benchmark newer than the baseline.
 
 The default selection is quick (the reader's streaming micro-benchmark);
 ``--select benchmarks/`` (or ``--full``) runs every benchmark, which takes
@@ -162,8 +163,14 @@ def compare_commits(
     python: str = sys.executable,
     pytest_args: Sequence[str] = (),
     progress: Callable[[str], None] | None = None,
+    bench_from_tree: bool = False,
 ) -> Comparison:
-    """Benchmark ``rev`` (A) and the working tree or ``against`` (B) alternately; see the module docstring."""
+    """Benchmark ``rev`` (A) and the working tree or ``against`` (B) alternately; see the module docstring.
+
+    With ``bench_from_tree`` the working tree's ``benchmarks/`` replaces each
+    revision's own, so a benchmark written today measures older code too (it
+    must only use what both revisions offer).
+    """
     if rounds < 1:
         raise UsageError(f"rounds must be at least 1, got {rounds}")
     if threshold < 0:
@@ -179,6 +186,10 @@ def compare_commits(
             path = tmp / name
             _git(repo, "worktree", "add", "--detach", str(path), commit)
             worktrees.append(path)
+            if bench_from_tree:
+                shutil.rmtree(path / "benchmarks", ignore_errors=True)
+                shutil.copytree(repo / "benchmarks", path / "benchmarks",
+                                ignore=shutil.ignore_patterns("__pycache__", ".benchmarks"))
             return path
 
         tree_a = worktree(commit_a, "a")

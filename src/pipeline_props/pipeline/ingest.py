@@ -354,6 +354,22 @@ def _position(value: bytes) -> str:
         return "<undecodable>"
 
 
+def topic_end_offsets(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """Partition -> high watermark of ``topic`` now: everything produced so far ends before it."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"pp-offsets-{topic}",
+                         "enable.auto.commit": False, "log_level": 3})
+    try:
+        md = consumer.list_topics(topic, timeout=timeout)
+        return {pid: consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=timeout)[1]
+                for pid in sorted(md.topics[topic].partitions)}
+    except KafkaException as exc:
+        raise PipelineStageError("ingest", f"cannot read the end offsets of topic {topic}: {exc}") from exc
+    finally:
+        consumer.close()
+
+
 def count_topic_messages(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> int:
     """Messages in ``topic`` (sum over partitions of high - low watermarks)."""
     from confluent_kafka import Consumer, TopicPartition
@@ -379,4 +395,4 @@ def iter_jsonl(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
 
 
 __all__ = ["IngestStats", "PRODUCER_DEFAULTS", "Record", "check_headers", "count_topic_messages",
-           "ingest_files", "iter_jsonl", "read_dataset_files"]
+           "ingest_files", "topic_end_offsets", "iter_jsonl", "read_dataset_files"]

@@ -91,6 +91,9 @@ class ReferencePipeline:
     """
 
     name = "reference"
+    #: Trigger interval of a query started before ingest (begin_transform): short, so the last
+    #: rows are picked up soon after ingest ends; a batch still takes what arrived meanwhile.
+    live_trigger = "100 milliseconds"
 
     def __init__(
         self,
@@ -121,6 +124,8 @@ class ReferencePipeline:
         #: Per namespace (stream mode): the offsets its data ends at, read after each ingest.
         self._targets: dict[str, Offsets] = {}
         self._created: set[str] = set()  # fixed schemas whose staging tables exist
+        #: Per namespace: a query started before ingest (begin_transform) and when it started.
+        self._live: dict[str, tuple[Any, float]] = {}
 
     # -- namespace ---------------------------------------------------------
     def checkpoint_dir(self, namespace: str) -> Path:
@@ -151,6 +156,7 @@ class ReferencePipeline:
         self.timings.setdefault(namespace, StageTimings())
 
     def cleanup(self, namespace: str) -> None:
+        self.stop_transform(namespace)
         if self.stream is not None:
             self.stream.unregister(namespace)  # late rows are filed as unrouted from now on
             self._targets.pop(namespace, None)
@@ -182,12 +188,46 @@ class ReferencePipeline:
         t.rows["ingest"] = t.rows.get("ingest", 0) + stats.records
         return stats
 
+    def begin_transform(self, namespace: str) -> None:
+        """Start ``namespace``'s streaming query now, before ingest, so that Spark consumes while ingest produces.
+
+        The query runs with a processingTime trigger; :meth:`transform` then waits
+        until it has caught up with what ingest sent and stops it. A no-op in
+        stream mode (the shared query runs already) or when one is live.
+        """
+        if self.stream is not None or namespace in self._live:
+            return
+        spark = self.infra.spark
+        transform._keep_progress(spark)
+        started = time.monotonic()
+        query = transform.start_stream(
+            spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
+            checkpoint_dir=str(self.checkpoint_dir(namespace)),
+            sink=self.sink_factory(self.infra.postgres_dsn, self.schema_for(namespace)),
+            trigger="processing_time", processing_time=self.live_trigger,
+            max_offsets_per_trigger=self.max_offsets_per_trigger)
+        self._live[namespace] = (query, started)
+
+    def stop_transform(self, namespace: str) -> None:
+        """Stop a query :meth:`begin_transform` started and nobody waited for (a failed ingest)."""
+        live = self._live.pop(namespace, None)
+        if live is not None:
+            live[0].stop()
+
     def transform(self, namespace: str) -> transform.TransformStats:
         """Run the streaming query with the availableNow trigger until the topic is drained.
 
-        In stream mode: wait until the shared query's sink has committed the
-        offsets ``namespace``'s data ended at (rows: those of this namespace).
+        After :meth:`begin_transform`: wait until the running query has caught up
+        with the topic's end offsets, then stop it. In stream mode: wait until the
+        shared query's sink has committed the offsets ``namespace``'s data ended
+        at (rows: those of this namespace).
         """
+        if namespace in self._live:
+            query, started = self._live.pop(namespace)
+            targets = ingest.topic_end_offsets(self.infra.kafka_bootstrap, namespace)
+            stats = transform.await_caught_up(query, namespace, targets, started=started)
+            self._add_transform(namespace, stats)
+            return stats
         if self.stream is not None:
             seconds = self.stream.wait_for(self._targets.get(namespace, {}))
             stats = transform.TransformStats(rows=-1, batches=-1, seconds=seconds)
@@ -198,10 +238,13 @@ class ReferencePipeline:
             self.infra.spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
             checkpoint_dir=str(self.checkpoint_dir(namespace)), sink=sink,
             max_offsets_per_trigger=self.max_offsets_per_trigger, query_name=None)
+        self._add_transform(namespace, stats)
+        return stats
+
+    def _add_transform(self, namespace: str, stats: transform.TransformStats) -> None:
         t = self.timings.setdefault(namespace, StageTimings())
         t.seconds["transform"] = t.seconds.get("transform", 0.0) + stats.seconds
         t.rows["transform"] = t.rows.get("transform", 0) + stats.rows
-        return stats
 
     def warehouse_target(self, namespace: str) -> model.WarehouseTarget:
         return postgres_target(self.infra, self.schema_for(namespace))

@@ -14,9 +14,10 @@ case folding is done with ``translate`` over the 26 ASCII letters, never with
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
@@ -457,11 +458,16 @@ def await_query(query: StreamingQuery, started: float | None = None) -> Transfor
         query.awaitTermination()
     except Exception as exc:  # noqa: BLE001 - StreamingQueryException and py4j errors
         raise PipelineStageError(STAGE, f"streaming query failed: {_short(exc)}") from exc
+    return _finished(query, t0)
+
+
+def _finished(query: StreamingQuery, started: float) -> TransformStats:
+    """The stats of a query that has ended; PipelineStageError when it ended with an error."""
     failure = query.exception()
     if failure is not None:
         raise PipelineStageError(STAGE, f"streaming query failed: {_short(failure)}")
     rows, batches = _progress_stats(query)
-    stats = TransformStats(rows=rows, batches=batches, seconds=time.monotonic() - t0)
+    stats = TransformStats(rows=rows, batches=batches, seconds=time.monotonic() - started)
     log.info("transform done: %d rows in %d batches, %.1f s", stats.rows, stats.batches, stats.seconds)
     return stats
 
@@ -496,6 +502,41 @@ def run_available_now(
         query_name=query_name,
     )
     return await_query(query, t0)
+
+
+def await_caught_up(query: StreamingQuery, topic: str, targets: Mapping[int, int], *, started: float,
+                    timeout: float = 600.0, poll_s: float = 0.05) -> TransformStats:
+    """Wait until ``query`` has finished a micro-batch ending at ``targets`` (partition -> end offset of
+    ``topic``), then stop it and return its stats.
+
+    For a query started before ingest (processingTime trigger), so that the
+    transform consumes while ingest produces. Raises PipelineStageError when
+    the query fails or ``timeout`` passes first; the query is stopped either way.
+    """
+    deadline = time.monotonic() + timeout
+    reached: dict[int, int] = {}
+    try:
+        while True:
+            if not query.isActive:
+                failure = query.exception()
+                raise PipelineStageError(STAGE, "streaming query stopped before it caught up"
+                                         + (f": {_short(failure)}" if failure is not None else ""))
+            progress = query.lastProgress
+            if progress is not None and progress.sources:
+                ends = progress.sources[0].endOffset
+                ends = json.loads(ends) if isinstance(ends, str) else (ends or {})
+                reached = {int(p): int(o) for p, o in (ends.get(topic) or {}).items()}
+            if all(reached.get(p, 0) >= end for p, end in targets.items() if end > 0):
+                break
+            if time.monotonic() > deadline:
+                raise PipelineStageError(
+                    STAGE, f"the streaming query did not catch up within {timeout:g} s (reached, wanted per "
+                    f"partition: { {p: (reached.get(p, 0), end) for p, end in targets.items()} })",
+                    hint="see the Spark log; `pipeline-props services status`")
+            time.sleep(poll_s)
+    finally:
+        query.stop()
+    return _finished(query, started)
 
 
 def _keep_progress(spark: SparkSession, at_least: int = 100_000) -> None:
