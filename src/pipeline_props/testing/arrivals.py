@@ -15,17 +15,23 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline_props import contract as C
 from pipeline_props.compare import Divergence, TableSet, compare
 from pipeline_props.errors import PipelineStageError, UsageError
+from pipeline_props.protocol import StagedPipeline
+from pipeline_props.strategies import PLAIN_HEADER
+
+if TYPE_CHECKING:
+    from pipeline_props.pipeline.ingest import IngestStats
+    from pipeline_props.pipeline.transform import TransformStats
 
 __all__ = ["ArrivalPlan", "Step", "plan_arrivals", "run_arrivals", "run_stages_in_batches"]
 
 Files = Sequence[tuple[str, bytes]]
 #: A header-only file: sends nothing, but takes a file_index (see ArrivalPlan.ingest_files).
-_HEADER_ONLY = (",".join(C.COLUMNS) + "\n").encode()
+_HEADER_ONLY = PLAIN_HEADER + b"\n"
 _STAND_IN = "(arrived earlier"
 
 
@@ -139,7 +145,7 @@ class Step:
                 "divergence": None if self.ok else self.divergence.render(max_rows=20)}
 
 
-def run_arrivals(pipeline: Any, namespace: str, plan: ArrivalPlan, *,
+def run_arrivals(pipeline: StagedPipeline, namespace: str, plan: ArrivalPlan, *,
                  expected: Callable[[int], TableSet] | None = None,
                  on_step: Callable[[Step], None] | None = None,
                  keep_going: bool = False) -> list[Step]:
@@ -192,8 +198,9 @@ def run_arrivals(pipeline: Any, namespace: str, plan: ArrivalPlan, *,
     return steps
 
 
-def run_stages_in_batches(pipeline: Any, namespace: str, plan: ArrivalPlan, *,
-                          progress: Callable[[str, str], None] | None = None) -> tuple[Any, Any, TableSet, list[Step]]:
+def run_stages_in_batches(
+    pipeline: StagedPipeline, namespace: str, plan: ArrivalPlan, *, progress: Callable[[str, str], None] | None = None,
+) -> tuple[IngestStats, TransformStats, TableSet, list[Step]]:
     """The ``run`` job's stages over ``plan``'s batches: (ingest stats, transform stats, last tables, steps).
 
     The stats add up every batch's (the header-only stand-ins left out), so

@@ -18,10 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 from pipeline_props import contract as C
 from pipeline_props.compare import Divergence, TableSet, compare, compare_tables
+from pipeline_props.protocol import StagedPipeline
 from pipeline_props.testing import properties as P
 from pipeline_props.testing.arrivals import ArrivalPlan, Step, run_arrivals
 
@@ -124,8 +126,8 @@ def _render_step(step: Step) -> str:
     return step.divergence.render().replace("pipeline and oracle", f"after batch {step.step}, pipeline and oracle")
 
 
-def check_incremental(pipeline: Any, dataset: Any, plan: ArrivalPlan, namespace: str | None = None, *,
-                      repro_root: Any = None, write_repro: bool = True) -> list[Step]:
+def check_incremental(pipeline: StagedPipeline, dataset: P.Dataset, plan: ArrivalPlan, namespace: str | None = None,
+                      *, repro_root: Path | str | None = None, write_repro: bool = True) -> list[Step]:
     """The incremental-marts property for ``dataset`` arriving as ``plan`` (see the module docstring).
 
     Returns the steps when everything held; raises DivergenceError otherwise.

@@ -29,14 +29,17 @@ from contextlib import contextmanager, nullcontext
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pipeline_props import contract as C
 from pipeline_props.compare import Divergence, TableSet, compare, compare_tables
 from pipeline_props.errors import DivergenceError, InputError
+from pipeline_props.protocol import Files, PipelineUnderTest, pipeline_name
 
 __all__ = [
+    "Dataset",
     "Files",
+    "HasFiles",
     "check_against_oracle",
     "check_conservation",
     "check_ingest_twice",
@@ -50,8 +53,17 @@ __all__ = [
     "split_dataset",
 ]
 
-#: A dataset as the protocol takes it: (file name, bytes) in dataset order.
-Files = Sequence[tuple[str, bytes]]
+
+
+class HasFiles(Protocol):
+    """A dataset object with its files (:class:`~pipeline_props.strategies.SalesDataset`)."""
+
+    @property
+    def files(self) -> Files: ...
+
+
+#: What the checks take as a dataset: a SalesDataset, or its (file name, bytes) in dataset order.
+Dataset = HasFiles | Files
 
 _AUDIT = C.OUTPUT_TABLES[C.INGESTION_AUDIT]
 _MARTS = (C.DAILY_SALES, C.CUSTOMER_SUMMARY, C.PRODUCT_PERFORMANCE)
@@ -62,12 +74,12 @@ def fresh_namespace(prefix: str = "pp_p") -> str:
     return f"{prefix}{uuid.uuid4().hex[:12]}"
 
 
-def _files_of(dataset: Any) -> tuple[tuple[str, bytes], ...]:
+def _files_of(dataset: Dataset) -> tuple[tuple[str, bytes], ...]:
     files = getattr(dataset, "files", dataset)
     return tuple((str(name), bytes(data)) for name, data in files)
 
 
-def _repr_of(dataset: Any) -> str:
+def _repr_of(dataset: Dataset) -> str:
     if hasattr(dataset, "files"):
         return repr(dataset)
     from pipeline_props.strategies import SalesDataset
@@ -88,9 +100,9 @@ def _writes_repros() -> bool:
 def _fail(
     property_name: str,
     problem: str,
-    datasets: Mapping[str, Any],
+    datasets: Mapping[str, Dataset],
     *,
-    pipeline: Any,
+    pipeline: PipelineUnderTest | None,
     repro_root: Path | str | None,
     divergence: Divergence | None = None,
     write_repro: bool = True,
@@ -103,7 +115,7 @@ def _fail(
         for label, ds in datasets.items()
     )
     message = f"property {property_name!r} does not hold for pipeline " \
-              f"{getattr(pipeline, 'name', type(pipeline).__name__)!r}:\n{problem}\n\n{shown}"
+              f"{pipeline_name(pipeline)!r}:\n{problem}\n\n{shown}"
     folder: Path | None = None
     if write_repro and _writes_repros():
         folder = repro.write_repro(
@@ -111,7 +123,7 @@ def _fail(
             property_name=property_name,
             divergence_text=problem,
             dataset_repr=shown,
-            pipeline=getattr(pipeline, "name", type(pipeline).__name__),
+            pipeline=pipeline_name(pipeline),
             root=repro_root,
         )
         message += f"\n\nrepro written to {folder}\nreplay: {repro.replay_command(folder)}"
@@ -122,7 +134,7 @@ def _fail(
 
 
 @contextmanager
-def _reported_build(pipeline: Any) -> Iterator[None]:
+def _reported_build(pipeline: PipelineUnderTest) -> Iterator[None]:
     """The pipeline's full build (``full_build()``, e.g. a real ``dbt build``) on the reported example.
 
     A pipeline that builds its marts a cheaper way while searching (the
@@ -134,7 +146,7 @@ def _reported_build(pipeline: Any) -> Iterator[None]:
         yield
 
 
-def run_pipeline(pipeline: Any, namespace: str, files: Files, *, cleanup: bool = True,
+def run_pipeline(pipeline: PipelineUnderTest, namespace: str, files: Files, *, cleanup: bool = True,
                  **ingest_options: Any) -> TableSet:
     """prepare, ingest, wait, read the tables; then clean the namespace up (unless ``cleanup`` is off).
 
@@ -196,8 +208,8 @@ def _oracle_tables(files: Files) -> TableSet | InputError:
 
 
 def check_against_oracle(
-    pipeline: Any,
-    dataset: Any,
+    pipeline: PipelineUnderTest,
+    dataset: Dataset,
     namespace: str | None = None,
     *,
     repro_root: Path | str | None = None,
@@ -267,7 +279,8 @@ def daily_totals(files: Files) -> dict[date, tuple[Decimal, Decimal, int, int, i
 
 
 def check_partition_sums(
-    tables: TableSet, dataset: Any, *, pipeline: Any = None, repro_root: Path | str | None = None
+    tables: TableSet, dataset: Dataset, *, pipeline: PipelineUnderTest | None = None,
+    repro_root: Path | str | None = None,
 ) -> None:
     """Property 5: ``tables``' daily_sales summed over regions equals :func:`daily_totals`.
 
@@ -312,11 +325,11 @@ def _rejections_modulo_position(rows: list[tuple]) -> Counter[tuple]:
 def check_same_marts(
     first: TableSet,
     second: TableSet,
-    datasets: Mapping[str, Any],
+    datasets: Mapping[str, Dataset],
     *,
     property_name: str,
     positions_invariant: bool,
-    pipeline: Any = None,
+    pipeline: PipelineUnderTest | None = None,
     repro_root: Path | str | None = None,
 ) -> None:
     """Properties 2 and 3: two arrangements of one dataset give the same invariant tables.
@@ -347,9 +360,9 @@ def check_same_marts(
 def check_ingest_twice(
     once: TableSet,
     twice: TableSet,
-    dataset: Any,
+    dataset: Dataset,
     *,
-    pipeline: Any = None,
+    pipeline: PipelineUnderTest | None = None,
     repro_root: Path | str | None = None,
 ) -> None:
     """Property 4: the same files ingested twice only add duplicates and re-rejections.
