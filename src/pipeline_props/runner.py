@@ -25,12 +25,12 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from pipeline_props.compare import Divergence, compare, write_table_csv
 from pipeline_props.config import PipelineStageSettings, Settings
@@ -46,6 +46,11 @@ from pipeline_props.protocol import (
     missing_members,
     pipeline_name,
 )
+
+if TYPE_CHECKING:
+    from pipeline_props.infra import InfrastructureManager
+    from pipeline_props.oracles import OracleResult
+    from pipeline_props.testing.arrivals import ArrivalPlan
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +132,7 @@ def run_dataset(
     files: Sequence[tuple[str, bytes]],
     *,
     settings: Settings,
-    infra: Any = None,
+    infra: InfrastructureManager | None = None,
     pipeline: PipelineUnderTest | None = None,
     run_id: str | None = None,
     seed: int | None = None,
@@ -144,7 +149,6 @@ def run_dataset(
     stages; the Kafka and Spark validators and per-stage timings are then
     skipped, and metadata.json's ``skipped`` says why.
     """
-    from pipeline_props.oracles import run_oracle
     from pipeline_props.perf.monitor import PerformanceMonitor
     from pipeline_props.perf.run_metrics import run_metrics
     from pipeline_props.validators import PipelineValidator
@@ -156,42 +160,15 @@ def run_dataset(
     headers = check_headers(files)  # refuse before any service is touched
     plan = _arrival_plan(files, settings)
     out = Path(settings.run.artifacts_dir) / run_id
-    (out / "input").mkdir(parents=True, exist_ok=True)
-    for name, data in files:
-        target = out / "input" / name
-        n = 1
-        while target.exists():  # the same file twice in one dataset
-            target = out / "input" / f"{Path(name).stem}.{n}{Path(name).suffix}"
-            n += 1
-        target.write_bytes(data)
-    total_rows_hint = sum(data.count(b"\n") for _, data in files)
+    _write_inputs(out / "input", files)
 
     timings: dict[str, float] = {}
     t_all = time.perf_counter()
-
-    def expected() -> Any:
-        t0 = time.perf_counter()
-        result = run_oracle(files if plan is None else plan.files)  # batches: the parts, as they arrive
-        timings["oracle"] = time.perf_counter() - t0
-        write_tableset(out / "expected", result.tables)
-        step("oracle", "done")
-        return result
-
-    # The oracle runs in a thread beside the pipeline: DuckDB works outside the GIL, and the
-    # pipeline's stages mostly wait on Kafka, Spark and Postgres.
-    step("oracle", "start")
-    oracle_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-oracle")
-    oracle_future = oracle_pool.submit(expected)
-    oracle_pool.shutdown(wait=False)
+    oracle_future = _start_oracle(files if plan is None else plan.files, out / "expected", timings, step)
 
     owns_infra = infra is None
     if infra is None:
-        from pipeline_props.infra import InfrastructureManager
-
-        step("services", "start")
-        infra = InfrastructureManager(settings).start_services()
-        infra.wait_for_readiness()
-        step("services", "done")
+        infra = _start_services(settings, step)
     monitor.watch_services(infra)
     if pipeline is None:
         pipeline = _make_pipeline(infra, settings)
@@ -203,22 +180,7 @@ def run_dataset(
         f"pipeline {pipeline_name(pipeline)!r} offers no {', '.join(gaps)} (the StagedPipeline layer)"]
     try:
         pipeline.prepare(namespace)
-        if gaps and plan is not None:
-            raise UsageError(f"--batches/--dbt-mode incremental need the StagedPipeline layer; "
-                             f"pipeline {pipeline_name(pipeline)!r} offers no {', '.join(gaps)}")
-        if gaps:
-            step("ingest", "start")
-            pipeline.ingest(namespace, files)
-            step("ingest", "done")
-            step("wait", "start")
-            pipeline.wait_until_caught_up(namespace)
-            step("wait", "done")
-        else:
-            staged = cast(StagedPipeline, pipeline)
-            if plan is None:
-                istats, tstats = _run_stages(staged, namespace, files, out, step)
-            else:
-                istats, tstats = _run_batches(staged, namespace, plan, out, step)
+        stats = _run_pipeline(pipeline, gaps, namespace, files, plan, out, step)
         step("export", "start")
         actual = pipeline.read_tables(namespace)
         step("export", "done")
@@ -231,43 +193,21 @@ def run_dataset(
             (out / "divergence.json").write_text(json.dumps(divergence.to_json(), indent=2),
                                                  encoding="utf-8")
         audit = _audit_dict(actual)
-        validation_data: dict[str, Any] = {"warehouse": {"tables": actual}}
-        if not gaps:
-            staging = staged.staging_counts(namespace)
-            validation_data = {
-                "raw": {"files": istats.per_file},
-                "kafka": {"messages_produced": istats.acked,
-                          "messages_in_topic": count_topic_messages(infra.kafka_bootstrap, namespace),
-                          "rows_read": istats.records, "partitions": pipeline.partitions},
-                "spark": {"rows_in": tstats.rows,
-                          "rows_valid": staging["stg_events"], "rows_rejected": staging["stg_rejects"],
-                          "batches": tstats.batches},
-                "warehouse": {"tables": actual,
-                              "staging_rows": staging["stg_events"] + staging["stg_rejects"]},
-            }
+        validation_data = _validation_data(actual, pipeline, stats, namespace, infra)
         thresholds = scenario_thresholds(settings.pipeline_stages, scenario)
         summary = PipelineValidator(thresholds).validate_pipeline_run(run_id, validation_data)
         summary.write_json(out / "validation_report.json")
         summary_dict = summary.to_dict()
 
-        if not gaps and namespace in staged.timings:
-            timings.update(staged.timings[namespace].seconds)
+        if stats is not None and namespace in cast(StagedPipeline, pipeline).timings:
+            timings.update(cast(StagedPipeline, pipeline).timings[namespace].seconds)
         timings["total"] = time.perf_counter() - t_all
         perf = run_metrics(monitor, run_id=run_id, namespace=namespace, pipeline=pipeline, infra=infra,
                            timings=timings, validation_data=validation_data)
         (out / "performance_metrics.json").write_text(json.dumps(perf, indent=2), encoding="utf-8")
         drift = [(h.source_file, c) for h in headers for c in h.extra_columns]
-        meta = {
-            "run_id": run_id, "namespace": namespace, "scenario": scenario, "seed": seed,
-            "files": [{"name": n, "bytes": len(d)} for n, d in files],
-            "approx_lines": total_rows_hint,
-            "pipeline": getattr(pipeline, "name", type(pipeline).__name__),
-            "versions": versions(), "config": settings.redacted(),
-            "thresholds": {k: getattr(thresholds, k) for k in PipelineStageSettings.__dataclass_fields__},
-            "schema_drift": drift, "skipped": skipped,
-            "created_at": datetime.now(timezone.utc).isoformat(),
-        }
-        (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
+        _write_metadata(out, run_id=run_id, namespace=namespace, scenario=scenario, seed=seed, files=files,
+                        pipeline=pipeline, settings=settings, thresholds=thresholds, drift=drift, skipped=skipped)
         _write_report(out)
         steps = _steps(out)
         success = divergence.ok and bool(summary_dict.get("overall_passed")) and all(s["held"] for s in steps)
@@ -284,6 +224,113 @@ def run_dataset(
                 log.warning("cleanup of %s failed: %s", namespace, exc)
         if owns_infra:
             infra.cleanup()
+
+
+def _write_inputs(folder: Path, files: Sequence[tuple[str, bytes]]) -> None:
+    """The dataset exactly as ingested; a name given twice in one dataset gets ``<stem>.<n><suffix>``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, data in files:
+        target = folder / name
+        n = 1
+        while target.exists():  # the same file twice in one dataset
+            target = folder / f"{Path(name).stem}.{n}{Path(name).suffix}"
+            n += 1
+        target.write_bytes(data)
+
+
+def _start_oracle(files: Sequence[tuple[str, bytes]], expected_dir: Path, timings: dict[str, float],
+                  step: Progress) -> Future[OracleResult]:
+    """The oracle over ``files`` in a thread of its own; its tables are written to ``expected_dir``.
+
+    It runs beside the pipeline: DuckDB works outside the GIL, and the
+    pipeline's stages mostly wait on Kafka, Spark and Postgres.
+    """
+    from pipeline_props.oracles import run_oracle
+
+    def expected() -> OracleResult:
+        t0 = time.perf_counter()
+        result = run_oracle(files)  # with batches: the parts, as they arrive
+        timings["oracle"] = time.perf_counter() - t0
+        write_tableset(expected_dir, result.tables)
+        step("oracle", "done")
+        return result
+
+    step("oracle", "start")
+    oracle_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-oracle")
+    oracle_future = oracle_pool.submit(expected)
+    oracle_pool.shutdown(wait=False)
+    return oracle_future
+
+
+def _start_services(settings: Settings, step: Progress) -> InfrastructureManager:
+    from pipeline_props.infra import InfrastructureManager
+
+    step("services", "start")
+    infra = InfrastructureManager(settings).start_services()
+    infra.wait_for_readiness()
+    step("services", "done")
+    return infra
+
+
+def _run_pipeline(pipeline: PipelineUnderTest, gaps: list[str], namespace: str,
+                  files: Sequence[tuple[str, bytes]], plan: ArrivalPlan | None, out: Path,
+                  step: Progress) -> tuple[IngestReport, TransformReport] | None:
+    """The dataset through a prepared namespace: stage by stage for a StagedPipeline (its stats),
+    else ``ingest`` and ``wait_until_caught_up`` (None). ``gaps``: the StagedPipeline members it lacks."""
+    if gaps and plan is not None:
+        raise UsageError(f"--batches/--dbt-mode incremental need the StagedPipeline layer; "
+                         f"pipeline {pipeline_name(pipeline)!r} offers no {', '.join(gaps)}")
+    if gaps:
+        step("ingest", "start")
+        pipeline.ingest(namespace, files)
+        step("ingest", "done")
+        step("wait", "start")
+        pipeline.wait_until_caught_up(namespace)
+        step("wait", "done")
+        return None
+    staged = cast(StagedPipeline, pipeline)
+    if plan is None:
+        return _run_stages(staged, namespace, files, out, step)
+    return _run_batches(staged, namespace, plan, out, step)
+
+
+def _validation_data(actual: dict[str, list[tuple]], pipeline: PipelineUnderTest,
+                     stats: tuple[IngestReport, TransformReport] | None, namespace: str,
+                     infra: InfrastructureManager) -> dict[str, Any]:
+    """What the validators check: the warehouse tables, and with a staged run's ``stats`` every stage."""
+    if stats is None:
+        return {"warehouse": {"tables": actual}}
+    istats, tstats = stats
+    staged = cast(StagedPipeline, pipeline)
+    staging = staged.staging_counts(namespace)
+    return {
+        "raw": {"files": istats.per_file},
+        "kafka": {"messages_produced": istats.acked,
+                  "messages_in_topic": count_topic_messages(infra.kafka_bootstrap, namespace),
+                  "rows_read": istats.records, "partitions": staged.partitions},
+        "spark": {"rows_in": tstats.rows,
+                  "rows_valid": staging["stg_events"], "rows_rejected": staging["stg_rejects"],
+                  "batches": tstats.batches},
+        "warehouse": {"tables": actual,
+                      "staging_rows": staging["stg_events"] + staging["stg_rejects"]},
+    }
+
+
+def _write_metadata(out: Path, *, run_id: str, namespace: str, scenario: str | None, seed: int | None,
+                    files: Sequence[tuple[str, bytes]], pipeline: PipelineUnderTest, settings: Settings,
+                    thresholds: PipelineStageSettings, drift: list[tuple[str, str]], skipped: list[str]) -> None:
+    """metadata.json: the run's identity, inputs, versions, redacted configuration, thresholds, drift."""
+    meta = {
+        "run_id": run_id, "namespace": namespace, "scenario": scenario, "seed": seed,
+        "files": [{"name": n, "bytes": len(d)} for n, d in files],
+        "approx_lines": sum(data.count(b"\n") for _, data in files),
+        "pipeline": getattr(pipeline, "name", type(pipeline).__name__),
+        "versions": versions(), "config": settings.redacted(),
+        "thresholds": {k: getattr(thresholds, k) for k in PipelineStageSettings.__dataclass_fields__},
+        "schema_drift": drift, "skipped": skipped,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+    }
+    (out / "metadata.json").write_text(json.dumps(meta, indent=2, default=str), encoding="utf-8")
 
 
 def _run_stages(pipeline: StagedPipeline, namespace: str, files: Sequence[tuple[str, bytes]], out: Path,
@@ -319,7 +366,7 @@ def _run_stages(pipeline: StagedPipeline, namespace: str, files: Sequence[tuple[
 
 
 
-def _arrival_plan(files: Sequence[tuple[str, bytes]], settings: Settings) -> Any:
+def _arrival_plan(files: Sequence[tuple[str, bytes]], settings: Settings) -> ArrivalPlan | None:
     """The dataset's ``run.batches`` arrival batches (records dealt round robin), None for one batch, full mode."""
     if settings.run.batches <= 1 and settings.run.dbt_mode == "full":
         return None
@@ -328,7 +375,7 @@ def _arrival_plan(files: Sequence[tuple[str, bytes]], settings: Settings) -> Any
     return plan_arrivals(files, [0], settings.run.batches)
 
 
-def _make_pipeline(infra: Any, settings: Settings) -> Any:
+def _make_pipeline(infra: InfrastructureManager, settings: Settings) -> PipelineUnderTest:
     """The shipped pipeline for the settings' warehouse and dbt mode."""
     from pipeline_props.pipeline.factory import make_pipeline
 
@@ -341,8 +388,8 @@ def _make_pipeline(infra: Any, settings: Settings) -> Any:
     return IncrementalPipeline(infra)
 
 
-def _run_batches(pipeline: StagedPipeline, namespace: str, plan: Any, out: Path,
-                 step: Progress) -> tuple[Any, Any]:
+def _run_batches(pipeline: StagedPipeline, namespace: str, plan: ArrivalPlan, out: Path,
+                 step: Progress) -> tuple[IngestReport, TransformReport]:
     """Every batch through the stages, the tables compared with the oracle after each (incremental_steps.json)."""
     from pipeline_props.testing.arrivals import run_stages_in_batches
 
