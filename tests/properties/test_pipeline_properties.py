@@ -123,7 +123,9 @@ def test_kafka_arrival_order_and_more_partitions_change_nothing(
         moved = run_pipeline(wide_pipeline, fresh_namespace(), dataset.files, arrival_order=order)
     finally:
         wide_pipeline.messages_out = None
-    positions = [(m["file_index"], m["record"]) for m in map(json.loads, sent.getvalue().splitlines())]
+    # One message a line: split on "\n" only (splitlines also splits inside a raw U+0085 or U+2028).
+    lines = [line for line in sent.getvalue().split("\n") if line]
+    positions = [(m["file_index"], m["record"]) for m in map(json.loads, lines)]
     in_dataset_order = sorted(positions)
     ranked = [p for _, p in sorted(((order[i % len(order)], i), p) for i, p in enumerate(in_dataset_order))]
     assert positions == ranked, "the producer did not send the records in the drawn arrival order"
