@@ -110,6 +110,9 @@ def test_same_record_in_two_batches_writes_once(spark: SparkSession, postgres_ds
     # the same record number in another file is another row
     sink(batch(spark, [message(1, file_index=1)]), 2)
     assert counts(postgres_dsn, schema) == (3, 1, 3)
+    # a new record twice in one batch: the straight COPY fails on the key, the fallback stores it once
+    sink(batch(spark, [message(7), message(7)]), 3)
+    assert counts(postgres_dsn, schema) == (4, 1, 4)
 
 
 def test_timestamps_arrive_exact(spark: SparkSession, postgres_dsn: str, schema: str) -> None:
