@@ -6,10 +6,16 @@ from collections.abc import Iterator
 
 import pytest
 
+from pipeline_props.testing.xdist import alone_scope
 
-@pytest.fixture(scope="session")
+
+@pytest.fixture(scope=alone_scope("session"))
 def fault_injector(infrastructure) -> Iterator:
-    """An ErrorInjector on the session's services; every fault is healed at the end, whatever happened."""
+    """An ErrorInjector on the session's services; every fault is healed at the end, whatever happened.
+
+    Under pytest-xdist one per test: its proxies hold fixed ports (the broker's
+    proxied listener), free again when the test, which runs alone, ends.
+    """
     from pipeline_props.faults import ErrorInjector
 
     inj = ErrorInjector(infrastructure)

@@ -17,6 +17,8 @@ import sys
 
 import pytest
 
+from pipeline_props.testing.xdist import alone_scope
+
 pytestmark = [pytest.mark.faults, pytest.mark.slow]
 
 #: The scenarios the pytest class runs (cheap ones; the CLI's --all runs every one).
@@ -26,7 +28,7 @@ PYTEST_SCENARIOS = ("kafka_service_stop", "spark_crash_after_write", "producer_c
 class ErrorScenarioTests:
     """One test per scenario, as in the seed framework."""
 
-    @pytest.fixture(scope="class")
+    @pytest.fixture(scope=alone_scope("class"))  # under xdist one per test: its proxies' ports
     def injector(self, infrastructure):
         from pipeline_props.faults import ErrorInjector
 

@@ -51,13 +51,23 @@ def test_a_worker_keeps_what_it_starts_for_its_run(monkeypatch: pytest.MonkeyPat
 def test_fault_tests_run_alone_and_service_tests_share() -> None:
     def item(fixtures: list[str], *marks: str) -> SimpleNamespace:
         return SimpleNamespace(fixturenames=fixtures,
-                               get_closest_marker=lambda name: name if name in marks else None)
+                               iter_markers=lambda: [SimpleNamespace(name=m) for m in marks])
 
     services = {"infrastructure", "shared_stream"}
     assert xdist.services_access(item(["infrastructure", "fault_injector"], "faults"), services) == "exclusive"
+    assert xdist.services_access(item(["tmp_path"], "faults", "integration"), services) == "exclusive"  # a CLI
     assert xdist.services_access(item(["shared_stream"], "properties"), services) == "shared"
+    assert xdist.services_access(item(["tmp_path"], "integration"), services) == "shared"
     assert xdist.services_access(item(["tmp_path"], "unit"), services) is None
     assert xdist.services_access(item(["cluster_infra"], "cluster", "faults"), services) is None
+
+
+def test_a_fixture_holding_fixed_ports_lives_one_test_under_xdist(monkeypatch: pytest.MonkeyPatch) -> None:
+    scope = xdist.alone_scope("session")
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    assert scope("fault_injector", None) == "session"
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0")
+    assert scope("fault_injector", None) == "function"
 
 
 _HOLD = textwrap.dedent("""
@@ -87,9 +97,9 @@ def test_an_exclusive_lock_makes_another_process_wait_and_times_out_clearly(tmp_
     finally:
         proc.kill()
         proc.wait(10)
-    with file_lock(path, timeout=5, what="infrastructure"):  # a dead holder released it
-        with file_lock(path, timeout=0.1, what="infrastructure"):  # reentrant in one thread
-            pass
+    # A dead holder released it; and it is reentrant in one thread.
+    with file_lock(path, timeout=5, what="infrastructure"), file_lock(path, timeout=0.1, what="infrastructure"):
+        pass
 
 
 def test_shared_holders_coexist_and_a_writer_waits_for_them(tmp_path: Path) -> None:

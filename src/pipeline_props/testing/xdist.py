@@ -94,11 +94,35 @@ def start_run(config: pytest.Config) -> str | None:
     return key
 
 
+#: Markers of tests that use the local services even without a service fixture (a CLI subprocess).
+_LOCAL_SERVICE_MARKERS = {"integration", "properties", "faults", "mutations", "snowflake"}
+
+
 def services_access(item: pytest.Item, service_fixtures: set[str]) -> str | None:
-    """``"exclusive"``, ``"shared"`` or None: how ``item`` uses the local services."""
-    if not set(getattr(item, "fixturenames", ())) & service_fixtures:
+    """``"exclusive"``, ``"shared"`` or None: how ``item`` uses the local services.
+
+    A ``faults`` test signals them (or starts the fault proxies on their fixed
+    ports): exclusive. Any other test that uses them: shared. The cluster's
+    tests (marked ``cluster``) have their own lock unless they use a local fixture.
+    """
+    marks = {m.name for m in item.iter_markers()}
+    uses = bool(set(getattr(item, "fixturenames", ())) & service_fixtures) or (
+        bool(marks & _LOCAL_SERVICE_MARKERS) and "cluster" not in marks)
+    if not uses:
         return None
-    return "exclusive" if item.get_closest_marker("faults") else "shared"
+    return "exclusive" if "faults" in marks else "shared"
+
+
+def alone_scope(default: str) -> Any:
+    """A dynamic fixture scope: ``default`` without xdist, ``function`` under it.
+
+    For fixtures that hold something on a fixed port between tests (the fault
+    injector's proxies): under xdist they must be gone when the exclusive test ends.
+    """
+    def scope(fixture_name: str, config: pytest.Config) -> str:
+        return "function" if worker_id() else default
+
+    return scope
 
 
 @contextmanager
