@@ -29,6 +29,7 @@ from pipeline_props.commands.common import (
     err_console,
     quiet_command,
 )
+from pipeline_props.errors import UsageError
 
 
 def _repo_root() -> Path:
@@ -65,6 +66,9 @@ def bench(
     artifacts_dir: Annotated[Path, typer.Option("--artifacts-dir")] = Path("artifacts"),
     pytest_args: Annotated[Optional[list[str]], typer.Option("--pytest-arg", help="Extra pytest argument "
                                                              "(repeatable).")] = None,
+    bench_from_tree: Annotated[bool, typer.Option("--bench-from-tree", help="With --compare: run the working "
+                                                  "tree's benchmarks/ against both revisions (a benchmark "
+                                                  "newer than REV).")] = False,
     verbose: VerboseOpt = False,
 ) -> None:
     """Run the benchmarks; with --compare REV, fail (exit 1) when the working tree is slower than REV.
@@ -79,6 +83,8 @@ def bench(
         saved_run_args,
     )
 
+    if bench_from_tree and compare is None:
+        raise UsageError("--bench-from-tree goes with --compare REV")
     repo = _repo_root()
     selection = list(select or (FULL_SELECTION if full else DEFAULT_SELECTION))
     extra = list(pytest_args or [])
@@ -107,7 +113,7 @@ def bench(
     run_dir.mkdir(parents=True, exist_ok=True)
     with quiet_command(run_dir, verbose=verbose):
         result = compare_commits(compare, repo=repo, against=against, selection=selection, rounds=rounds,
-                                 threshold=threshold, pytest_args=extra,
+                                 threshold=threshold, pytest_args=extra, bench_from_tree=bench_from_tree,
                                  progress=lambda msg: err_console.print(f"[dim]{escape(msg)}[/dim]"))
         console.print(escape(result.render()), highlight=False)
         doc = json.dumps(result.to_json(), indent=2)

@@ -100,7 +100,8 @@ class Comparison:
             mb = f"{d.median_b:.4f}s" if d.median_b is not None else "-"
             r = f"{d.ratio:.3f}" if d.ratio is not None else "-"
             verdict = ("SLOWER" if d.regressed(self.threshold) else
-                       "only in B" if not d.a else "only in A" if not d.b else "ok")
+                       "only in B" if not d.a else "only in A" if not d.b else
+                       f"faster: {1 / d.ratio:.2f}x" if d.ratio and d.ratio < 1.0 - self.threshold else "ok")
             lines.append(f"{name:<{width}}  {ma:>10}  {mb:>10}  {r:>6}  {verdict}")
         lines.append("FAILED: " + ", ".join(d.name for d in self.regressions) if self.failed
                      else "no benchmark slower than the threshold")
