@@ -34,6 +34,11 @@
         {{ config(materialized='incremental', unique_key=unique_key, unlogged=false,
                   incremental_strategy=pipeline_props.incremental_strategy(),
                   post_hook=(["delete from {{ this }} where pp_tombstone"] if tombstones else [])) }}
+        {#- Snowflake: merge's default temporary view lives in the model's schema, which the emulator
+            refuses (docs/snowflake.md, E9); a transient table is valid on both and dropped after the merge. -#}
+        {%- if target.type == 'snowflake' -%}
+            {{ config(tmp_relation_type='transient') }}
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline_props.errors import EXIT_DIVERGENCE, EXIT_OK
-from pipeline_props.pipeline.factory import make_pipeline
+from pipeline_props.pipeline.factory import make_incremental_pipeline, make_pipeline
 from pipeline_props.protocol import PipelineUnderTest
 from pipeline_props.testing.arrivals import ArrivalPlan
 from pipeline_props.testing.repros import (
@@ -24,8 +24,8 @@ from pipeline_props.testing.repros import (
     write_repro,
 )
 
-__all__ = ["REPRO_ROOT", "Repro", "arrival_plan_of", "example_snippet", "make_pipeline", "read_repro", "replay", "replay_command",
-           "write_repro"]
+__all__ = ["REPRO_ROOT", "Repro", "arrival_plan_of", "example_snippet", "make_pipeline", "read_repro",
+           "recorded_warehouse", "replay", "replay_command", "write_repro"]
 
 log = logging.getLogger(__name__)
 INCREMENTAL_PROPERTY = "incremental marts"
@@ -44,8 +44,11 @@ def replay(
 
     Returns 0 when all agree, 1 when one differs (the differing rows are
     echoed). Raises PipelinePropsError (exit 2) for services or input
-    problems. ``warehouse`` ("postgres" or "duckdb") overrides
-    ``settings.run.warehouse``; ``pipeline`` (tests) replaces both.
+    problems. ``warehouse`` (postgres, duckdb or snowflake) overrides
+    the warehouse of the pipeline that recorded the repro, which overrides
+    ``settings.run.warehouse``; ``pipeline`` (tests) replaces them all. An
+    incremental-marts repro replays through that warehouse's incremental
+    pipeline (pipeline/factory.py).
     """
     from pipeline_props.errors import DivergenceError
     from pipeline_props.testing.properties import check_against_oracle, fresh_namespace
@@ -61,15 +64,11 @@ def replay(
         infra = InfrastructureManager(settings).start_services()
         infra.wait_for_readiness()
     try:
-        if pipeline is None and arrival_plan_of(repro) is None:
-            recorded = {"duckdb-warehouse": "duckdb", "snowflake-warehouse": "snowflake"}.get(repro.pipeline)
-            pipeline = make_pipeline(infra, warehouse or recorded or settings.run.warehouse)
         plan = arrival_plan_of(repro)
+        if pipeline is None:
+            chosen = warehouse or recorded_warehouse(repro) or settings.run.warehouse
+            pipeline = make_pipeline(infra, chosen) if plan is None else make_incremental_pipeline(infra, chosen)
         if plan is not None:
-            if pipeline is None:
-                from pipeline_props.pipeline.incremental import IncrementalPipeline
-
-                pipeline = IncrementalPipeline(infra)
             return _replay_arrivals(plan, pipeline, echo)
         failed = 0
         for label, files in repro.datasets.items():
@@ -86,6 +85,14 @@ def replay(
     finally:
         if owns and infra is not None:
             infra.cleanup()
+
+
+def recorded_warehouse(repro: Repro) -> str | None:
+    """The warehouse of the pipeline that wrote ``repro`` (its name: ``duckdb-warehouse (incremental marts)``...), or None."""
+    for prefix, warehouse in (("duckdb-warehouse", "duckdb"), ("snowflake-warehouse", "snowflake")):
+        if repro.pipeline.startswith(prefix):
+            return warehouse
+    return None
 
 
 def arrival_plan_of(repro: Repro) -> ArrivalPlan | None:

@@ -377,15 +377,11 @@ def _arrival_plan(files: Sequence[tuple[str, bytes]], settings: Settings) -> Arr
 
 def _make_pipeline(infra: InfrastructureManager, settings: Settings) -> PipelineUnderTest:
     """The shipped pipeline for the settings' warehouse and dbt mode."""
-    from pipeline_props.pipeline.factory import make_pipeline
+    from pipeline_props.pipeline.factory import make_incremental_pipeline, make_pipeline
 
     if settings.run.dbt_mode == "full":
         return make_pipeline(infra, settings.run.warehouse)
-    if settings.run.warehouse != "postgres":
-        raise UsageError(f"--dbt-mode incremental runs on --warehouse postgres, not {settings.run.warehouse}")
-    from pipeline_props.pipeline.incremental import IncrementalPipeline
-
-    return IncrementalPipeline(infra)
+    return make_incremental_pipeline(infra, settings.run.warehouse)
 
 
 def _run_batches(pipeline: StagedPipeline, namespace: str, plan: ArrivalPlan, out: Path,

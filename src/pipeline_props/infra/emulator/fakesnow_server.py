@@ -14,6 +14,21 @@ timeout (for ever without one). Here a statement error comes back as a SQL
 error (no retry), and an aborted DuckDB transaction is rolled back so the
 session goes on. Unlike Snowflake, where the failed statement alone is undone,
 the statements already run in that transaction are undone too.
+
+Patch 2, MERGE's insert values: in ``WHEN NOT MATCHED THEN INSERT (..) VALUES
+("A", ..)`` Snowflake resolves a bare column against the source (the target
+has no row there), which is how dbt-snowflake's merge writes them. fakesnow
+copies the bare names into a SELECT over ``target FULL OUTER JOIN source``,
+where DuckDB finds each in both tables ("Ambiguous reference to column
+name"). Here they are qualified with the source's alias before fakesnow
+rewrites the MERGE; already qualified names and other expressions are kept.
+
+Patch 3, MERGE inside a transaction: fakesnow runs a MERGE as several
+statements, the first creating its scratch table ``merge_candidates``; like
+every CREATE TABLE with properties, that records the table's (empty) comment
+in the ``_fs_global`` database. Inside ``begin`` .. ``commit`` (how
+dbt-snowflake wraps its merge) DuckDB then refuses a second database written
+in one transaction. Here the scratch table records no comment.
 """
 
 from __future__ import annotations
@@ -29,6 +44,8 @@ PINNED_FAKESNOW = "0.12.1"
 QUERY_PATH = "/queries/v1/query-request"
 #: Snowflake's "SQL execution internal error" code, which the connector raises without retrying.
 INTERNAL_SQL_ERROR = "000603"
+#: The scratch table fakesnow's MERGE rewrite creates (fakesnow/transforms/merge.py).
+MERGE_SCRATCH = "merge_candidates"
 
 log = logging.getLogger("pipeline_props.fakesnow_server")
 
@@ -86,11 +103,45 @@ def guard_query_request(original: Callable[[Any], Awaitable[Any]]) -> Callable[[
     return query_request
 
 
+def qualify_insert_values(merge_expr: Any) -> Any:
+    """Patch 2: bare columns in a MERGE's ``WHEN NOT MATCHED THEN INSERT`` values name the source's columns."""
+    from sqlglot import exp
+
+    if not isinstance(merge_expr, exp.Merge):
+        return merge_expr
+    source = merge_expr.args.get("using")
+    alias = source.alias_or_name if source is not None else ""
+    if not alias:
+        return merge_expr
+    for when in merge_expr.args.get("whens") or []:
+        then = when.args.get("then")
+        if when.args.get("matched") or not isinstance(then, exp.Insert) or then.expression is None:
+            continue
+        for value in then.expression.expressions:
+            if isinstance(value, exp.Column) and not value.table:
+                value.set("table", exp.to_identifier(alias))
+    return merge_expr
+
+
+def drop_scratch_comment(expression: Any) -> Any:
+    """Patch 3: no comment row for the MERGE's scratch table (``merge_candidates``, no comment of its own)."""
+    recorded = expression.args.get("table_comment")
+    if recorded and recorded[1] is None and recorded[0].name.lower() == MERGE_SCRATCH:
+        del expression.args["table_comment"]
+    return expression
+
+
 def install_patches() -> None:
-    """Replace the query route of fakesnow's Starlette app with the guarded endpoint."""
+    """Patch 1: replace the query route of fakesnow's Starlette app with the guarded endpoint; patch 2: MERGE."""
     from starlette.routing import Route
 
     import fakesnow.server as fs_server
+    import fakesnow.transforms as fs_transforms
+
+    original_merge = fs_transforms.merge
+    fs_transforms.merge = lambda expression: original_merge(qualify_insert_values(expression))
+    original_comment = fs_transforms.extract_comment_on_table
+    fs_transforms.extract_comment_on_table = lambda expression: drop_scratch_comment(original_comment(expression))
 
     routes = fs_server.app.router.routes
     for i, route in enumerate(routes):
