@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -286,6 +287,27 @@ def run_oracle(files: Sequence[tuple[str, bytes]]) -> OracleResult:
         raise
     drift = tuple((name, column) for name, header in headers for column in header.extra_columns)
     return OracleResult(tables, drift, time.perf_counter() - started)
+
+
+def accepted_daily_totals(files: Sequence[tuple[str, bytes]]) -> list[tuple[Any, ...]]:
+    """Per sale_date over the accepted events: (sale_date, gross, returns, units sold, units returned, lines).
+
+    One query grouped by sale_date alone, not by daily_sales' grain: the
+    partition property compares the two groupings.
+    """
+    con, _ = _build(files)
+    try:
+        return con.execute(
+            """SELECT sale_date,
+                      coalesce(sum(amount_usd) FILTER (WHERE quantity > 0), 0),
+                      coalesce(-sum(amount_usd) FILTER (WHERE quantity < 0), 0),
+                      coalesce(sum(quantity) FILTER (WHERE quantity > 0), 0),
+                      coalesce(-sum(quantity) FILTER (WHERE quantity < 0), 0),
+                      count(*)
+               FROM accepted GROUP BY sale_date"""
+        ).fetchall()
+    finally:
+        con.close()
 
 
 def run_oracle_on_paths(paths: Sequence[str | Path]) -> OracleResult:

@@ -213,10 +213,38 @@ def split_file(file_index: int, file_name: str, data: bytes) -> tuple[Header, li
     return header, list(split_records(file_index, file_name, body, header))
 
 
+def record_slices(data: bytes) -> tuple[bytes, list[bytes]]:
+    """A file's bytes as (BOM + header record with its terminator, each counted record's bytes).
+
+    A record's bytes run from its first byte to the start of the next record
+    (its terminator and any empty lines after it included), so the slices
+    concatenate back to the file. Raises InputError for a refused header.
+    """
+    bom = BOM if data.startswith(BOM) else b""
+    body = data[len(bom):]
+    header = read_header("x.csv", body)
+    slices: list[bytes] = []
+    pos = start = header.body_start
+    while pos < len(body):
+        if body[pos] in (0x0D, 0x0A):
+            pos = _after_terminator(body, pos)
+            continue
+        _, pos, _, _ = _scan(body, pos)
+        slices.append(body[start:pos])
+        start = pos
+    head = bom + body[: header.body_start]
+    if slices:
+        slices[-1] += body[start:]
+    else:  # only empty lines after the header
+        head += body[start:]
+    return head, slices
+
+
 __all__ = [
     "BOM",
     "Header",
     "Record",
+    "record_slices",
     "needs_full_split",
     "read_header",
     "split_file",

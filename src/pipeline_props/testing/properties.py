@@ -34,6 +34,7 @@ from typing import Any, Protocol
 from pipeline_props import contract as C
 from pipeline_props.compare import Divergence, TableSet, compare, compare_tables
 from pipeline_props.errors import DivergenceError, InputError
+from pipeline_props.oracles.splitter import record_slices
 from pipeline_props.protocol import Files, PipelineUnderTest, pipeline_name
 
 __all__ = [
@@ -260,21 +261,9 @@ def daily_totals(files: Files) -> dict[date, tuple[Decimal, Decimal, int, int, i
     accepted events, not from its daily_sales (the TLP-style partition check
     compares the two groupings).
     """
-    from pipeline_props.oracles.duckdb_oracle import _build  # the oracle's accepted events
+    from pipeline_props.oracles import accepted_daily_totals
 
-    con, _ = _build(files)
-    try:
-        rows = con.execute(
-            """SELECT sale_date,
-                      coalesce(sum(amount_usd) FILTER (WHERE quantity > 0), 0),
-                      coalesce(-sum(amount_usd) FILTER (WHERE quantity < 0), 0),
-                      coalesce(sum(quantity) FILTER (WHERE quantity > 0), 0),
-                      coalesce(-sum(quantity) FILTER (WHERE quantity < 0), 0),
-                      count(*)
-               FROM accepted GROUP BY sale_date"""
-        ).fetchall()
-    finally:
-        con.close()
+    rows = accepted_daily_totals(files)
     return {r[0]: (Decimal(r[1]), Decimal(r[2]), int(r[3]), int(r[4]), int(r[5])) for r in rows}
 
 
@@ -395,35 +384,6 @@ def check_ingest_twice(
     if problems:
         raise _fail("idempotence", "\n".join(problems), {"once": dataset}, pipeline=pipeline,
                     repro_root=repro_root, divergence=divergence)
-
-
-def record_slices(data: bytes) -> tuple[bytes, list[bytes]]:
-    """A file's bytes as (BOM + header record with its terminator, each counted record's bytes).
-
-    A record's bytes run from its first byte to the start of the next record
-    (its terminator and any empty lines after it included), so the slices
-    concatenate back to the file. Raises InputError for a refused header.
-    """
-    from pipeline_props.oracles.splitter import BOM, _after_terminator, _scan, read_header
-
-    bom = BOM if data.startswith(BOM) else b""
-    body = data[len(bom):]
-    header = read_header("x.csv", body)
-    slices: list[bytes] = []
-    pos = start = header.body_start
-    while pos < len(body):
-        if body[pos] in (0x0D, 0x0A):
-            pos = _after_terminator(body, pos)
-            continue
-        _, pos, _, _ = _scan(body, pos)
-        slices.append(body[start:pos])
-        start = pos
-    head = bom + body[: header.body_start]
-    if slices:
-        slices[-1] += body[start:]
-    else:  # only empty lines after the header
-        head += body[start:]
-    return head, slices
 
 
 def _terminated(record: bytes) -> bytes:
