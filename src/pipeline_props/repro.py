@@ -9,11 +9,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from pipeline_props.errors import EXIT_DIVERGENCE, EXIT_OK
 from pipeline_props.pipeline.factory import make_incremental_pipeline, make_pipeline
-from pipeline_props.protocol import PipelineUnderTest
+from pipeline_props.protocol import PipelineUnderTest, StagedPipeline
 from pipeline_props.testing.arrivals import ArrivalPlan
 from pipeline_props.testing.repros import (
     REPRO_ROOT,
@@ -27,6 +27,10 @@ from pipeline_props.testing.repros import (
 __all__ = ["REPRO_ROOT", "Repro", "arrival_plan_of", "example_snippet", "make_pipeline", "read_repro",
            "recorded_warehouse", "replay", "replay_command", "write_repro"]
 
+if TYPE_CHECKING:
+    from pipeline_props.config import Settings
+    from pipeline_props.infra import InfrastructureManager
+
 log = logging.getLogger(__name__)
 INCREMENTAL_PROPERTY = "incremental marts"
 
@@ -34,8 +38,8 @@ INCREMENTAL_PROPERTY = "incremental marts"
 def replay(
     folder: Path | str,
     *,
-    settings: Any,
-    infra: Any = None,
+    settings: Settings | None,
+    infra: InfrastructureManager | None = None,
     pipeline: PipelineUnderTest | None = None,
     warehouse: str | None = None,
     echo: Callable[[str], object] = log.info,
@@ -109,7 +113,7 @@ def arrival_plan_of(repro: Repro) -> ArrivalPlan | None:
     return ArrivalPlan(batches=tuple(tuple(repro.datasets[label]) for label in order))
 
 
-def _replay_arrivals(plan: ArrivalPlan, pipeline: Any, echo: Callable[[str], object]) -> int:
+def _replay_arrivals(plan: ArrivalPlan, pipeline: StagedPipeline, echo: Callable[[str], object]) -> int:
     """The batches again, in their arrival order, through the incremental-marts check."""
     from pipeline_props.errors import DivergenceError
     from pipeline_props.testing.incremental import check_incremental
