@@ -211,7 +211,8 @@ def _run_datasets(datasets: list[tuple[str | None, list[tuple[str, bytes]]]], se
             services = bar.callback("")
             services("starting services", "start")
             infra.start_services()
-            infra.wait_for_readiness()
+            # Spark too (a real job runs): its JVM start belongs here, not in the first transform.
+            infra.wait_for_readiness(spark=True)
             services("starting services", "done")
             for run_id, (scenario, files) in zip(run_ids, datasets):
                 label = scenario or ", ".join(n for n, _ in files)
