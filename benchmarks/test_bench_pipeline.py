@@ -72,7 +72,7 @@ import pytest
 from pipeline_props.compare import compare
 from pipeline_props.infra import InfrastructureManager
 from pipeline_props.oracles import run_oracle
-from pipeline_props.pipeline import transform
+from pipeline_props.pipeline import streaming_query
 from pipeline_props.pipeline.reference import ReferencePipeline
 from pipeline_props.pipeline.staging import StagingSink
 from pipeline_props.strategies import DataGenerationConfig, DataGenerator
@@ -203,11 +203,11 @@ def run_round(pipeline: ReferencePipeline, namespace: str, files: list[tuple[str
     sink = TimedSink(infra.postgres_dsn, namespace)
     with _Stage(result, infra, "transform"):
         started = time.monotonic()
-        query = transform.start_stream(
+        query = streaming_query.start_stream(
             infra.spark, bootstrap_servers=infra.kafka_bootstrap, topic=namespace,
             checkpoint_dir=str(pipeline.checkpoint_dir(namespace)), sink=sink,
             max_offsets_per_trigger=pipeline.max_offsets_per_trigger)
-        tstats = transform.await_query(query, started)
+        tstats = streaming_query.await_query(query, started)
     assert tstats.rows == istats.records, (tstats, istats.records)
     result.seconds["transform"] = tstats.seconds
     result.seconds["spark_collect"] = sink.collect_seconds

@@ -98,7 +98,7 @@ class IngestReport(Protocol):
 
 
 class TransformReport(Protocol):
-    """What a staged pipeline's ``transform`` returns (``pipeline.transform.TransformStats``)."""
+    """What a staged pipeline's ``transform`` returns (``pipeline.streaming_query.TransformStats``)."""
 
     rows: int
     batches: int

@@ -16,7 +16,7 @@ import pytest
 from pipeline_props.compare import compare
 from pipeline_props.errors import PipelineStageError
 from pipeline_props.oracles import run_oracle
-from pipeline_props.pipeline import transform
+from pipeline_props.pipeline import streaming_query
 from pipeline_props.pipeline.reference import ReferencePipeline
 from pipeline_props.strategies import DataGenerationConfig, DataGenerator
 
@@ -73,13 +73,13 @@ def test_a_query_that_cannot_catch_up_is_a_bounded_error_and_is_stopped(infrastr
     try:
         pipeline.ingest(namespace, _files(20))
         sink = pipeline.sink_factory(infrastructure.postgres_dsn, namespace)
-        query = transform.start_stream(
+        query = streaming_query.start_stream(
             infrastructure.spark, bootstrap_servers=infrastructure.kafka_bootstrap, topic=namespace,
             checkpoint_dir=str(pipeline.checkpoint_dir(namespace)), sink=sink,
             trigger="processing_time", processing_time="100 milliseconds")
         started = time.monotonic()
         with pytest.raises(PipelineStageError, match=r"did not catch up within 3 s .*0: \(20, 10020\)"):
-            transform.await_caught_up(query, namespace, {0: 10_020}, started=started, timeout=3)
+            streaming_query.await_caught_up(query, namespace, {0: 10_020}, started=started, timeout=3)
         assert time.monotonic() - started < 30
         assert not query.isActive
     finally:

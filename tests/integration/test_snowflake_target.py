@@ -21,7 +21,8 @@ from pipeline_props.errors import EXIT_ERROR, InfrastructureError, PipelineStage
 from pipeline_props.infra.fakesnow import SERVICE, emulator_endpoint
 from pipeline_props.pipeline import model
 from pipeline_props.pipeline.snowflake_warehouse import SnowflakeWarehousePipeline, connection
-from pipeline_props.pipeline.transform import await_query, start_query, transform
+from pipeline_props.pipeline.streaming_query import await_query, start_query
+from pipeline_props.pipeline.transform import transform
 
 pytestmark = [pytest.mark.integration, pytest.mark.snowflake]
 

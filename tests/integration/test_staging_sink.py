@@ -22,7 +22,8 @@ from pipeline_props.pipeline.staging import (
     create_staging,
     drop_schema,
 )
-from pipeline_props.pipeline.transform import await_query, start_query, transform
+from pipeline_props.pipeline.streaming_query import await_query, start_query
+from pipeline_props.pipeline.transform import transform
 
 pytestmark = pytest.mark.integration
 

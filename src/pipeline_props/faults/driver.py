@@ -41,7 +41,7 @@ import json, sys, time
 from pyspark.sql import SparkSession
 from pipeline_props.config import load_settings
 from pipeline_props.infra.spark import spark_conf
-from pipeline_props.pipeline import staging, transform
+from pipeline_props.pipeline import staging, streaming_query, transform
 
 cfg = json.loads(sys.argv[1])
 conf = spark_conf(load_settings().infrastructure)
@@ -82,7 +82,7 @@ def sink(df, batch_id):
     inner(df, batch_id)
 
 
-transform.run_available_now(spark, bootstrap_servers=cfg["bootstrap"], topic=cfg["topic"],
+streaming_query.run_available_now(spark, bootstrap_servers=cfg["bootstrap"], topic=cfg["topic"],
                             checkpoint_dir=cfg["checkpoint"], sink=sink)
 print(f"PP-DONE {inner.batches_written} batch(es) written", file=sys.stderr, flush=True)
 """

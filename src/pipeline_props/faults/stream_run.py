@@ -79,20 +79,20 @@ def run_available_now(infra: InfrastructureManager, injector: ErrorInjector, *, 
     ``sink`` makes the foreachBatch sink from the event it sets to have the
     query stopped mid-batch (see :func:`fault_sink`).
     """
-    from pipeline_props.pipeline import transform
+    from pipeline_props.pipeline import streaming_query
 
     t0 = time.monotonic()
     stop_requested = threading.Event()
     try:
         spark = infra.spark
-        transform._keep_progress(spark)
+        streaming_query._keep_progress(spark)
         spark.conf.set("spark.sql.streaming.stopTimeout", f"{int(stop_timeout_s * 1000)}ms")
         reader = (spark.readStream.format("kafka")
                   .option("kafka.bootstrap.servers", injector.kafka_bootstrap)
                   .option("subscribe", topic).option("startingOffsets", "earliest"))
         for k, v in KAFKA_SOURCE_FAULT_OPTIONS.items():
             reader = reader.option(k, v)
-        query = transform.start_query(reader.load(), checkpoint_dir=str(checkpoint_dir),
+        query = streaming_query.start_query(reader.load(), checkpoint_dir=str(checkpoint_dir),
                                       sink=sink(stop_requested), trigger="available_now")
     except Exception as exc:  # noqa: BLE001
         return StreamOutcome(False, time.monotonic() - t0, f"start: {short_error(exc)}")

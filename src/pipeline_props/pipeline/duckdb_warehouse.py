@@ -18,7 +18,7 @@ from typing import Any
 import duckdb
 
 from pipeline_props.errors import PipelineStageError
-from pipeline_props.pipeline import export, ingest, model, transform
+from pipeline_props.pipeline import export, ingest, model, streaming_query
 from pipeline_props.pipeline.reference import StageTimings
 from pipeline_props.tables import TableSet
 
@@ -147,10 +147,10 @@ class DuckDBWarehousePipeline:
         return ingest.ingest_files(files, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
                                    run_id=namespace, messages_out=self.messages_out)
 
-    def transform(self, namespace: str) -> transform.TransformStats:
+    def transform(self, namespace: str) -> streaming_query.TransformStats:
         """The streaming query (availableNow) into the DuckDB staging tables."""
         sink = DuckDBStagingSink(self.database, self.schema_for(namespace))
-        return transform.run_available_now(
+        return streaming_query.run_available_now(
             self.infra.spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
             checkpoint_dir=str(self.checkpoint_dir(namespace)), sink=sink)
 

@@ -30,7 +30,7 @@ from typing import IO, Any, Literal
 from pipeline_props.tables import TableSet
 from pipeline_props.errors import PipelineStageError, UsageError
 from pipeline_props.infra import InfrastructureManager
-from pipeline_props.pipeline import export, ingest, model, staging, transform
+from pipeline_props.pipeline import export, ingest, model, staging, streaming_query
 from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline.stream import Offsets, SharedStream
 
@@ -198,9 +198,9 @@ class ReferencePipeline:
         if self.stream is not None or namespace in self._live:
             return
         spark = self.infra.spark
-        transform._keep_progress(spark)
+        streaming_query._keep_progress(spark)
         started = time.monotonic()
-        query = transform.start_stream(
+        query = streaming_query.start_stream(
             spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
             checkpoint_dir=str(self.checkpoint_dir(namespace)),
             sink=self.sink_factory(self.infra.postgres_dsn, self.schema_for(namespace)),
@@ -214,7 +214,7 @@ class ReferencePipeline:
         if live is not None:
             live[0].stop()
 
-    def transform(self, namespace: str) -> transform.TransformStats:
+    def transform(self, namespace: str) -> streaming_query.TransformStats:
         """Run the streaming query with the availableNow trigger until the topic is drained.
 
         After :meth:`begin_transform`: wait until the running query has caught up
@@ -225,23 +225,23 @@ class ReferencePipeline:
         if namespace in self._live:
             query, started = self._live.pop(namespace)
             targets = ingest.topic_end_offsets(self.infra.kafka_bootstrap, namespace)
-            stats = transform.await_caught_up(query, namespace, targets, started=started)
+            stats = streaming_query.await_caught_up(query, namespace, targets, started=started)
             self._add_transform(namespace, stats)
             return stats
         if self.stream is not None:
             seconds = self.stream.wait_for(self._targets.get(namespace, {}))
-            stats = transform.TransformStats(rows=-1, batches=-1, seconds=seconds)
+            stats = streaming_query.TransformStats(rows=-1, batches=-1, seconds=seconds)
             self.timings.setdefault(namespace, StageTimings()).seconds["transform"] = seconds
             return stats
         sink = self.sink_factory(self.infra.postgres_dsn, self.schema_for(namespace))
-        stats = transform.run_available_now(
+        stats = streaming_query.run_available_now(
             self.infra.spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
             checkpoint_dir=str(self.checkpoint_dir(namespace)), sink=sink,
             max_offsets_per_trigger=self.max_offsets_per_trigger, query_name=None)
         self._add_transform(namespace, stats)
         return stats
 
-    def _add_transform(self, namespace: str, stats: transform.TransformStats) -> None:
+    def _add_transform(self, namespace: str, stats: streaming_query.TransformStats) -> None:
         t = self.timings.setdefault(namespace, StageTimings())
         t.seconds["transform"] = t.seconds.get("transform", 0.0) + stats.seconds
         t.rows["transform"] = t.rows.get("transform", 0) + stats.rows

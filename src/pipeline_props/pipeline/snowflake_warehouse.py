@@ -29,7 +29,7 @@ from typing import Any
 
 from pipeline_props.errors import InfrastructureError, PipelineStageError
 from pipeline_props.infra.fakesnow import SnowflakeEndpoint
-from pipeline_props.pipeline import export, ingest, model, transform
+from pipeline_props.pipeline import export, ingest, model, streaming_query
 from pipeline_props.pipeline.reference import StageTimings
 from pipeline_props.tables import TableSet
 
@@ -262,9 +262,9 @@ class SnowflakeWarehousePipeline:
         """The foreachBatch sink of ``namespace`` (tests drive it directly)."""
         return SnowflakeStagingSink(self.endpoint, self.schema_for(namespace))
 
-    def transform(self, namespace: str) -> transform.TransformStats:
+    def transform(self, namespace: str) -> streaming_query.TransformStats:
         """The streaming query (availableNow) into the Snowflake staging tables."""
-        return transform.run_available_now(
+        return streaming_query.run_available_now(
             self.infra.spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
             checkpoint_dir=str(self.checkpoint_dir(namespace)), sink=self.sink(namespace))
 

@@ -44,7 +44,7 @@ import pyarrow.compute as pc
 from psycopg import sql
 
 from pipeline_props.errors import PipelineStageError, UsageError
-from pipeline_props.pipeline import staging, transform
+from pipeline_props.pipeline import staging, streaming_query, transform
 from pipeline_props.pipeline.messages import NAMESPACE_HEADER
 
 if TYPE_CHECKING:
@@ -301,7 +301,7 @@ class SharedStream:
                   .option("subscribePattern", re.escape(self.prefix) + ".*")
                   .option("startingOffsets", "earliest")
                   .option("includeHeaders", "true"))
-        for key, value in transform.KAFKA_SOURCE_OPTIONS.items():
+        for key, value in streaming_query.KAFKA_SOURCE_OPTIONS.items():
             reader = reader.option(key, value)
         if self.settings.max_offsets_per_trigger is not None:
             reader = reader.option("maxOffsetsPerTrigger", str(self.settings.max_offsets_per_trigger))
@@ -440,7 +440,7 @@ class SharedStream:
         if not query.isActive:
             failure = query.exception()
             raise PipelineStageError(
-                STAGE, "the shared streaming query stopped: " + (transform._short(failure) if failure  # noqa: SLF001
+                STAGE, "the shared streaming query stopped: " + (streaming_query._short(failure) if failure  # noqa: SLF001
                                                                    else "without an error"))
 
     def ensure_running(self) -> bool:

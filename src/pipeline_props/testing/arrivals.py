@@ -25,7 +25,7 @@ from pipeline_props.strategies import PLAIN_HEADER
 
 if TYPE_CHECKING:
     from pipeline_props.pipeline.ingest import IngestStats
-    from pipeline_props.pipeline.transform import TransformStats
+    from pipeline_props.pipeline.streaming_query import TransformStats
 
 __all__ = ["ArrivalPlan", "Step", "plan_arrivals", "run_arrivals", "run_stages_in_batches"]
 
@@ -207,7 +207,7 @@ def run_stages_in_batches(
     the validators see the whole dataset; the caller prepares the namespace.
     """
     from pipeline_props.pipeline.ingest import IngestStats
-    from pipeline_props.pipeline.transform import TransformStats
+    from pipeline_props.pipeline.streaming_query import TransformStats
 
     def on_step(step: Step) -> None:
         if progress is not None:
