@@ -22,7 +22,6 @@ def test_names_are_unchanged_without_xdist(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
     assert xdist.worker_id() == "" and xdist.worker_suffix() == ""
     assert xdist.per_worker("pp_properties") == "pp_properties"
-    assert xdist.run_key() is None
 
 
 def test_each_worker_gets_its_own_names(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,14 +37,6 @@ def test_a_strange_worker_id_is_refused(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw0; DROP SCHEMA x")
     with pytest.raises(UsageError, match="PYTEST_XDIST_WORKER"):
         xdist.per_worker("pp_properties")
-
-
-def test_a_worker_keeps_what_it_starts_for_its_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw1")
-    monkeypatch.setenv(xdist.RUN_ENV, "xdist-123-abc")
-    assert xdist.run_key() == "xdist-123-abc"
-    monkeypatch.delenv(xdist.RUN_ENV)
-    assert xdist.run_key() == xdist.UNOWNED  # kept for nobody: never stopped by a worker
 
 
 def test_fault_tests_run_alone_and_service_tests_share() -> None:

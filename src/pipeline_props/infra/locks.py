@@ -111,3 +111,35 @@ def readers_writer(directory: Path, name: str, *, exclusive: bool, timeout: floa
         pass
     with file_lock(main, timeout=max(deadline - time.monotonic(), 0.0), what=what, shared=True):
         yield
+
+
+def hold_shared(path: Path, *, timeout: float, what: str) -> int:
+    """Take a shared lock on ``path`` and keep it: returns the descriptor (close it to let go).
+
+    A lease: while any process holds one, :func:`try_exclusive` on the same file fails.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return fd
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise InfrastructureError(what, f"waited {timeout:.0f} s for a shared lock on {path}") from None
+            time.sleep(0.05)
+
+
+def nobody_else_holds(path: Path) -> bool:
+    """True when no process (this one's other descriptors included) holds a lease on ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(fd)

@@ -12,17 +12,20 @@ Backends:
 
 Starting is serialized across processes by a file lock in ``<home>/locks``, so
 two pytest-xdist workers (or a test and ``services up``) never both start Kafka:
-the second reuses what the first started. A manager with ``keep_for`` set (a
-pytest-xdist worker) does not own what it starts: it records the services
-under that key in the state file and never stops them; whoever owns the key
-(the xdist controller, when every worker is done) stops them with
-:func:`stop_kept_services`.
+the second reuses what the first started. Every manager using the local
+services holds a lease (a shared lock on ``<home>/locks/services.users``) until
+its ``cleanup``; a manager that started services and finds another lease still
+held does not stop them but hands them over (``handed_over`` in the state
+file), and the last user out stops them. So no process stops a service another
+one still uses (an xdist worker, another test session, a CLI run), and nothing
+started by a session is left unrecorded.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -37,11 +40,20 @@ from pipeline_props.errors import InfrastructureError
 from pipeline_props.infra import _process
 from pipeline_props.infra import fakesnow as _fakesnow
 from pipeline_props.infra.kafka import KafkaBroker
-from pipeline_props.infra.locks import file_lock, lock_dir
+from pipeline_props.infra.locks import (
+    file_lock,
+    hold_shared,
+    lock_dir,
+    nobody_else_holds,
+)
 from pipeline_props.infra.postgres import PostgresServer
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
+
+
+#: The local services a manager may start and stop (Spark is per process, not among them).
+_SERVICES = frozenset({"kafka", "postgres", "fakesnow"})
 
 
 @dataclass(frozen=True)
@@ -64,8 +76,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
     which stops what the state file records as started by pipeline-props.
     """
 
-    def __init__(self, settings: Settings | None = None, backend: str | None = None, *,
-                 keep_for: str | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, backend: str | None = None) -> None:
         self.settings = settings or load_settings()
         self.infra = self.settings.infrastructure
         self.backend = backend or self.infra.backend
@@ -82,8 +93,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         self._containers: list[Any] = []
         self._external_dsn: str | None = None
         self._external_bootstrap: str | None = None
-        #: Services this manager starts are recorded as kept for this key and never stopped by it.
-        self.keep_for = keep_for
+        self._lease: int | None = None  # our shared lock on the users file, while we use the services
 
     # -- addresses ---------------------------------------------------------
     @property
@@ -226,17 +236,12 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         }
         if self.fakesnow is not None:
             state["fakesnow"] = _fakesnow.server_state(self.fakesnow)
-        kept = self._load_state().get("kept")
-        if self.keep_for is not None:
-            mine = self._started & {"kafka", "postgres", "fakesnow"}
-            if mine:
-                same = kept if kept and kept.get("for") == self.keep_for else {"for": self.keep_for,
-                                                                            "services": []}
-                same["services"] = sorted(set(same["services"]) | mine)
-                kept = same
-            self._started -= mine  # not ours to stop any more: the key's owner stops them
-        if kept:
-            state["kept"] = kept
+        handed = self._load_state().get("handed_over")
+        if handed:
+            state["handed_over"] = handed
+        self._write_state(state)
+
+    def _write_state(self, state: dict[str, Any]) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
         tmp = self.state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(state, indent=2))
@@ -276,6 +281,8 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                                            port=infra.postgres_port, user=infra.postgres_user,
                                            dbname=infra.postgres_db)
         fresh = not self.state_file.exists()
+        if self._lease is None:  # under the start lock: nobody is deciding to stop them meanwhile
+            self._lease = hold_shared(self._users_file, timeout=30, what="infrastructure")
         try:
             if not (self.postgres.running() and self.postgres.healthy()):
                 self.postgres.start(timeout=infra.startup_timeout_s)
@@ -284,7 +291,9 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                 self.kafka.start(timeout=infra.startup_timeout_s)
                 self._started.add("kafka")
         except InfrastructureError:
-            self.cleanup()
+            self._stop(self._started & _SERVICES)  # half started: nobody can be using them yet
+            self._release_lease()
+            self._started.clear()
             if fresh and self._root is not None:
                 shutil.rmtree(self._root, ignore_errors=True)
             raise
@@ -435,7 +444,12 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                 pass
 
     def cleanup(self, *, stop_all: bool = False) -> None:
-        """Stop what this manager started (or, with ``stop_all``, every local service on record)."""
+        """Stop what this manager started (or, with ``stop_all``, every local service on record).
+
+        Services still used by another manager (its lease is held: a pytest-xdist
+        worker, another session, a CLI run) are handed over instead, and the last
+        user's cleanup stops them with whatever else was handed over.
+        """
         for container in self._containers:
             try:
                 container.stop()
@@ -450,22 +464,65 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
             from pipeline_props.infra.spark import stop_spark_session
 
             stop_spark_session()
-        stop_kafka = stop_all or "kafka" in self._started
-        stop_pg = stop_all or "postgres" in self._started
+        with self._start_lock():  # no one takes a lease (starts using them) while we decide
+            self._release_lease()
+            if stop_all:
+                self._stop(set(_SERVICES))
+            elif nobody_else_holds(self._users_file):
+                self._stop(self._started & _SERVICES | set(self._load_state().get("handed_over", [])))
+            elif self._started & _SERVICES:
+                self._hand_over(self._started & _SERVICES)
+        self._started.clear()
+
+    def handed_over(self) -> list[str]:
+        """The local services waiting for their last user to stop them (see :meth:`cleanup`)."""
+        return list(self._load_state().get("handed_over", []))
+
+    @property
+    def _users_file(self) -> Path:
+        return lock_dir(self.home) / "services.users"
+
+    def _release_lease(self) -> None:
+        if self._lease is not None:
+            os.close(self._lease)
+            self._lease = None
+
+    def _hand_over(self, names: set[str]) -> None:
+        """Record ``names`` for the last user of the services to stop."""
+        state = self._load_state()
+        if state:
+            state["handed_over"] = sorted(set(state.get("handed_over", [])) | names)
+            self._write_state(state)
+
+    def _stop(self, names: set[str]) -> None:
+        """Stop the named local services (by their recorded pids) and update the state file."""
+        if not names:
+            return
+        stop_kafka, stop_pg = "kafka" in names, "postgres" in names
         if stop_kafka and self.kafka is not None:
             self.kafka.stop()
         if stop_pg and self.postgres is not None:
             self.postgres.stop()
-        if self.fakesnow is not None and (stop_all or "fakesnow" in self._started):
-            self.fakesnow.stop()
-            self.fakesnow = None
-            if not (stop_kafka and stop_pg) and self.kafka is not None and self.postgres is not None:
-                self._save_state()
+        if "fakesnow" in names:
+            if self.fakesnow is None:
+                self.fakesnow = _fakesnow.server_from_state(self.home, self._load_state().get("fakesnow"))
+            if self.fakesnow is not None:
+                self.fakesnow.stop()
+                self.fakesnow = None
         if stop_kafka and stop_pg:
             if self._root is not None:
                 shutil.rmtree(self._root, ignore_errors=True)
             self.state_file.unlink(missing_ok=True)
-        self._started.clear()
+            return
+        state = self._load_state()
+        if state:
+            if "fakesnow" in names:
+                state.pop("fakesnow", None)
+            left = sorted(set(state.get("handed_over", [])) - names)
+            state.pop("handed_over", None)
+            if left:
+                state["handed_over"] = left
+            self._write_state(state)
 
     @classmethod
     def from_state(cls, settings: Settings | None = None) -> InfrastructureManager:
@@ -487,25 +544,6 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
     def describe(self) -> dict[str, Any]:
         """Status as plain data (for JSON output and metadata), no secrets."""
         return {"backend": self.backend, "services": [asdict(s) for s in self.status()]}
-
-
-def stop_kept_services(settings: Settings, key: str) -> list[str]:
-    """Stop the local services recorded as kept for ``key`` (see ``keep_for``); return their names.
-
-    Services kept for another key, or started by ``services up``, are left alone.
-    """
-    mgr = InfrastructureManager.from_state(settings)
-    with mgr._start_lock():  # nobody starts or adopts them meanwhile
-        kept = mgr._load_state().get("kept") or {}
-        if kept.get("for") != key:
-            return []
-        mgr._started = set(kept.get("services", []))
-        names = sorted(mgr._started)
-        mgr.cleanup()
-        state = mgr._load_state()  # what is left (e.g. services up's Kafka) stays on record
-        if state.pop("kept", None) is not None:
-            mgr.state_file.write_text(json.dumps(state, indent=2))
-        return names
 
 
 def _probe_kafka(bootstrap: str) -> bool:

@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Generator, Iterator
 from importlib import metadata
@@ -50,31 +51,36 @@ SERVICE_FIXTURES = {"infrastructure", "kafka_bootstrap", "postgres_dsn", "shared
 SERVICE_MARKERS = {"integration", "properties", "faults", "mutations", "snowflake", "cluster"}
 
 
-_XDIST_RUN = pytest.StashKey[str]()
+_XDIST_LEASE = pytest.StashKey[contextlib.ExitStack]()
 _XDIST_STOPPED = pytest.StashKey[list[str]]()
 _HOME = pytest.StashKey[str]()
-#: The session's InfrastructureManager once the fixture made it (its broker may move, see above).
+#: The session's InfrastructureManager once the fixture made it (its broker may move, see below).
 _SESSION_INFRA: list[InfrastructureManager] = []
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
-    key = xdist.start_run(config)
-    if key is not None:
-        config.stash[_XDIST_RUN] = key
+    if xdist.is_controller(config):
+        stack = contextlib.ExitStack()
+        stack.enter_context(xdist.controller_lease(_home(config)))
+        config.stash[_XDIST_LEASE] = stack
 
 
 @pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """In the xdist controller, every worker is done: stop the services they started for this run."""
-    key = session.config.stash.get(_XDIST_RUN, None)
-    if key is None:
+    """In the xdist controller, every worker is done: stop what they handed over, if nobody else uses it."""
+    stack = session.config.stash.get(_XDIST_LEASE, None)
+    if stack is None:
         return
     from pipeline_props.config import load_settings
-    from pipeline_props.infra.manager import stop_kept_services
+    from pipeline_props.infra import InfrastructureManager
 
-    session.config.stash[_XDIST_STOPPED] = stop_kept_services(load_settings(), key)
+    stack.close()
+    mgr = InfrastructureManager.from_state(load_settings())
+    handed = mgr.handed_over()
+    mgr.cleanup()
+    session.config.stash[_XDIST_STOPPED] = [n for n in handed if n not in mgr.handed_over()]
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -173,8 +179,7 @@ def infrastructure(pp_settings: Settings) -> Iterator[InfrastructureManager]:
     """Kafka and Postgres, started once per session (reused if `services up` already runs them)."""
     from pipeline_props.infra import InfrastructureManager
 
-    # Under xdist what this worker starts is kept for the run: the other worker may still use it.
-    mgr = InfrastructureManager(pp_settings, keep_for=xdist.run_key())
+    mgr = InfrastructureManager(pp_settings)
     mgr.start_services()
     mgr.wait_for_readiness()
     _SESSION_INFRA[:] = [mgr]

@@ -6,9 +6,9 @@
   :func:`per_worker`, which appends ``_gw0``, ``_gw1``... under xdist and
   nothing without it, so two workers never truncate each other's tables;
 * the first worker that needs Kafka and Postgres starts them (under the start
-  lock of :mod:`pipeline_props.infra.locks`); the other reuses them. Services a
-  worker starts are kept for the run (:data:`RUN_ENV`) and stopped by the
-  controller when every worker is done, never by a worker;
+  lock of :mod:`pipeline_props.infra.locks`); the other reuses them. The
+  controller holds a lease on them for the whole run, so a worker that started
+  them hands them over at its end, and the controller's end stops them;
 * a test that signals the shared services (marked ``faults``) runs alone: it
   holds the services' readers-writer lock exclusively, every other test that
   uses the services holds it shared;
@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -31,8 +30,6 @@ from pipeline_props.errors import UsageError
 if TYPE_CHECKING:
     import pytest
 
-#: Set by the controller for its workers: services they start are kept for this key.
-RUN_ENV = "PIPELINE_PROPS_XDIST_RUN"
 #: How long a worker waits for the other's exclusive test (a fault test) or package (the cluster's).
 LOCK_WAIT_ENV = "PIPELINE_PROPS_XDIST_LOCK_WAIT_S"
 DEFAULT_LOCK_WAIT_S = 3600.0
@@ -57,18 +54,6 @@ def per_worker(name: str) -> str:
     return f"{name}{worker_suffix()}"
 
 
-#: The key of a worker whose controller set none (a controller without this plugin):
-#: what it starts is kept and stopped by nobody but `pipeline-props services down`.
-UNOWNED = "xdist-unowned"
-
-
-def run_key() -> str | None:
-    """The key this worker's run keeps its services under (None outside xdist)."""
-    if not worker_id():
-        return None
-    return os.environ.get(RUN_ENV) or UNOWNED
-
-
 def lock_wait_s() -> float:
     """The bound on waiting for another worker's exclusive test or cluster package."""
     raw = os.environ.get(LOCK_WAIT_ENV, "")
@@ -85,13 +70,22 @@ def is_controller(config: pytest.Config) -> bool:
             and bool(config.getoption("numprocesses", 0)))
 
 
-def start_run(config: pytest.Config) -> str | None:
-    """In the controller: a fresh run key in the environment its workers inherit."""
-    if not is_controller(config):
-        return None
-    key = f"xdist-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    os.environ[RUN_ENV] = key
-    return key
+@contextmanager
+def controller_lease(home: Path | str) -> Iterator[None]:
+    """In the controller, for the whole run: a lease on the local services.
+
+    Services a worker starts are then still in use when that worker ends, so it
+    hands them over (see :class:`~pipeline_props.infra.InfrastructureManager`)
+    and they live until the run ends instead of stopping and starting again.
+    """
+    from pipeline_props.infra.locks import file_lock, hold_shared, lock_dir
+
+    with file_lock(lock_dir(home) / "services.start", timeout=lock_wait_s(), what="infrastructure"):
+        fd = hold_shared(lock_dir(home) / "services.users", timeout=30, what="infrastructure")
+    try:
+        yield
+    finally:
+        os.close(fd)
 
 
 #: Markers of tests that use the local services even without a service fixture (a CLI subprocess).
