@@ -55,8 +55,8 @@ def replay(
     pipeline (pipeline/factory.py).
     """
     from pipeline_props.errors import DivergenceError
-    from pipeline_props.testing.properties import check_against_oracle, fresh_namespace
     from pipeline_props.protocol import require
+    from pipeline_props.testing.properties import check_against_oracle, fresh_namespace
 
     if pipeline is not None:
         require(pipeline, PipelineUnderTest, "replay")

@@ -1,15 +1,18 @@
-"""The incremental mode: the compiled run (pipeline/compiled_incremental.py) equals the real ``dbt run``.
+"""The incremental mode: the compiled run (pipeline/compiled_incremental.py) equals the real ``dbt run``,
+and the merge strategy on DuckDB and Snowflake (pipeline/warehouse_incremental.py) gives the same tables.
 
 One dataset with an event accepted in batch 1 and contradicted in batch 3, an
 identical copy arriving in batch 2, a reject without an event id in batches 1
-and 3, goes through the reference pipeline with incremental marts twice: once
-with ``dbt run`` after each batch, once with the compiled SQL. After every
-batch both equal the oracle over what has arrived (so each other), and a
-rerun with no new data changes nothing.
+and 3, goes through the pipeline with incremental marts: on Postgres once
+with ``dbt run`` after each batch and once with the compiled SQL
+(delete+insert), on DuckDB and Snowflake with ``dbt build`` (merge). After
+every batch the tables equal the oracle over what has arrived (so each
+other), and a rerun with no new data and a full refresh change nothing.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +22,10 @@ from pipeline_props.compare import compare
 from pipeline_props.pipeline.compiled_incremental import IncrementalProject
 from pipeline_props.pipeline.incremental import IncrementalPipeline
 from pipeline_props.pipeline.reference import postgres_target
+from pipeline_props.pipeline.warehouse_incremental import (
+    DuckDBIncrementalPipeline,
+    SnowflakeIncrementalPipeline,
+)
 from pipeline_props.testing.arrivals import ArrivalPlan, run_arrivals
 from pipeline_props.testing.properties import fresh_namespace
 
@@ -42,12 +49,21 @@ PLAN = ArrivalPlan((
 ))
 
 
-@pytest.mark.parametrize("mode", ["dbt", "compiled"])
-def test_every_batch_equals_the_oracle_and_a_rerun_changes_nothing(infrastructure: Any, mode: str) -> None:
-    ns = fresh_namespace("pp_tinc")
+def _pipeline(mode: str, infrastructure: Any, ns: str, tmp_path: Path) -> Any:
+    if mode == "duckdb":
+        return DuckDBIncrementalPipeline(infrastructure, partitions=1, database=tmp_path / "warehouse.duckdb")
+    if mode == "snowflake":
+        return SnowflakeIncrementalPipeline(infrastructure, partitions=1)
     compiled = (IncrementalProject.compile(postgres_target(infrastructure, ns), infrastructure.postgres_dsn)
                 if mode == "compiled" else None)
-    pipeline = IncrementalPipeline(infrastructure, partitions=1, model_mode=mode, compiled=compiled)  # type: ignore[arg-type]
+    return IncrementalPipeline(infrastructure, partitions=1, model_mode=mode, compiled=compiled)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("mode", ["dbt", "compiled", "duckdb", pytest.param("snowflake", marks=pytest.mark.snowflake)])
+def test_every_batch_equals_the_oracle_and_a_rerun_changes_nothing(infrastructure: Any, tmp_path: Path,
+                                                                    mode: str) -> None:
+    ns = fresh_namespace("pp_tinc")
+    pipeline = _pipeline(mode, infrastructure, ns, tmp_path)
     pipeline.prepare(ns)
     try:
         steps = run_arrivals(pipeline, ns, PLAN)

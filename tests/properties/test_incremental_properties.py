@@ -14,21 +14,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline_props.errors import InputError
 from pipeline_props.pipeline.compiled_incremental import IncrementalProject
 from pipeline_props.pipeline.incremental import IncrementalPipeline
 from pipeline_props.pipeline.reference import postgres_target
 from pipeline_props.pipeline.stream import SharedStream
 from pipeline_props.strategies import SalesDataset, sales_datasets
-from pipeline_props.testing.arrivals import plan_arrivals
-from pipeline_props.testing.incremental import (
-    arrival_events,
-    check_incremental,
-    incremental_cases,
-)
+from pipeline_props.testing.incremental import check_incremental_case, incremental_cases
 from pipeline_props.testing.profiles import examples_for
 from pipeline_props.testing.properties import (
     check_against_oracle,
@@ -62,15 +56,7 @@ def test_k_incremental_runs_equal_the_oracle_and_one_full_refresh(
     incremental: IncrementalPipeline, case: tuple[SalesDataset, int, list[int]],
 ) -> None:
     """After every batch the tables equal the oracle so far; at the end, a full refresh and the whole dataset."""
-    dataset, k, deal = case
-    try:
-        plan = plan_arrivals(dataset.files, deal, k)
-    except InputError:
-        event("refused file")
-        return
-    for label in arrival_events(plan):
-        event(label)
-    check_incremental(incremental, dataset, plan, fresh_namespace())
+    check_incremental_case(incremental, case)
 
 
 # -- the existing properties in incremental mode (one batch: the first build), thorough profile only

@@ -21,7 +21,10 @@ from pipeline_props.pipeline.compiled_incremental import INCREMENTAL_VARS
 from pipeline_props.pipeline.duckdb_warehouse import DuckDBWarehousePipeline
 from pipeline_props.pipeline.duckdb_warehouse import _lock as _duckdb_lock
 from pipeline_props.pipeline.reference import StageTimings
-from pipeline_props.pipeline.snowflake_warehouse import SnowflakeWarehousePipeline, bounded_connector
+from pipeline_props.pipeline.snowflake_warehouse import (
+    SnowflakeWarehousePipeline,
+    bounded_connector,
+)
 
 __all__ = ["DuckDBIncrementalPipeline", "SnowflakeIncrementalPipeline"]
 

@@ -27,7 +27,7 @@ from pipeline_props.protocol import StagedPipeline
 from pipeline_props.testing import properties as P
 from pipeline_props.testing.arrivals import ArrivalPlan, Step, run_arrivals
 
-__all__ = ["UNREADABLE_ROWS", "arrival_events", "check_incremental", "incremental_cases"]
+__all__ = ["UNREADABLE_ROWS", "arrival_events", "check_incremental", "check_incremental_case", "incremental_cases"]
 
 PROPERTY = "incremental marts"
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-incremental-oracle")
@@ -175,3 +175,25 @@ def check_incremental(pipeline: StagedPipeline, dataset: P.Dataset, plan: Arriva
         raise P._fail(PROPERTY, text, datasets, pipeline=pipeline, repro_root=repro_root,
                       divergence=divergence, write_repro=write_repro)
     return steps
+
+
+def check_incremental_case(pipeline: StagedPipeline, case: tuple[Any, int, list[int]]) -> list[Step] | None:
+    """The property for one :func:`incremental_cases` example, its labels given to ``hypothesis.event``.
+
+    A dataset whose header the pipeline refuses (InputError while planning)
+    is labelled ``refused file`` and skipped (None).
+    """
+    from hypothesis import event
+
+    from pipeline_props.errors import InputError
+    from pipeline_props.testing.arrivals import plan_arrivals
+
+    dataset, k, deal = case
+    try:
+        plan = plan_arrivals(dataset.files, deal, k)
+    except InputError:
+        event("refused file")
+        return None
+    for label in arrival_events(plan):
+        event(label)
+    return check_incremental(pipeline, dataset, plan, P.fresh_namespace())
