@@ -101,3 +101,22 @@
     from {{ keys }}
     where not {{ pipeline_props.same_key(built, keys, key_columns) }}
 {%- endmacro %}
+
+{#-
+  Snowflake's merge strategy: dbt-snowflake's own MERGE (default__get_merge_sql,
+  as snowflake__get_merge_sql writes it for a unique key) in its explicit
+  begin .. commit, with the tombstones' delete inside that transaction.
+  dbt-snowflake runs post-hooks after the commit, so without it a run killed
+  between the two would leave tombstone rows visible; the post-hook then finds
+  nothing. Models without tombstones (no pp_tombstone column) get dbt's merge as is.
+-#}
+{% macro snowflake__get_incremental_merge_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set dml = default__get_merge_sql(target, arg_dict['temp_relation'], arg_dict['unique_key'],
+                                         arg_dict['dest_columns'], arg_dict['incremental_predicates']) -%}
+    {%- set columns = arg_dict['dest_columns'] | map(attribute='name') | map('lower') | list -%}
+    {%- if pipeline_props.incremental_mode() and arg_dict['unique_key'] and 'pp_tombstone' in columns -%}
+        {%- set dml = dml ~ ";\n    delete from " ~ target ~ " where pp_tombstone" -%}
+    {%- endif -%}
+    {{ return(snowflake_dml_explicit_transaction(dml)) }}
+{%- endmacro %}
