@@ -3,15 +3,16 @@
 * the Hypothesis profiles ``dev``, ``ci`` and ``thorough`` (``--hypothesis-profile``);
 * session-scoped service fixtures: ``pp_settings``, ``infrastructure`` (an
   :class:`~pipeline_props.infra.InfrastructureManager` started once per
-  session and stopped at its end if it started the services), ``kafka_bootstrap``,
+  session and stopped at its end if it started the services and nobody else
+  uses them, else handed over to the last user), ``kafka_bootstrap``,
   ``postgres_dsn`` and ``spark`` (one SparkSession for the whole session);
 * ``namespace``: a fresh dataset namespace per test;
 * the markers, validated: a test that uses a service fixture must be marked
   ``integration``, ``properties``, ``faults`` or ``mutations``;
 * engine versions in the report header;
-* pytest-xdist (``-n 2``): per-worker names, services kept for the run and
-  stopped by the controller, fault and cluster tests one at a time
-  (:mod:`pipeline_props.testing.xdist`, docs/architecture.md).
+* pytest-xdist (``-n 2``): per-worker names, services that live until the
+  run ends (the controller holds a lease), fault and cluster tests one at a
+  time (:mod:`pipeline_props.testing.xdist`, docs/cluster.md).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""pytest-xdist support: per-worker names, who keeps the services, which tests may overlap.
+"""pytest-xdist support: per-worker names, who stops the services, which tests may overlap.
 
 ``pytest -n 2`` runs two worker processes against one set of services:
 
