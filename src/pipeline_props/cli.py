@@ -141,7 +141,7 @@ def run(
     )] = None,
     dbt_mode: Annotated[Optional[str], typer.Option(
         "--dbt-mode", help="full (default: the marts rebuilt from scratch) or incremental (dbt incremental "
-                           "models, postgres only).")] = None,
+                           "models: delete+insert on postgres, merge on duckdb and snowflake).")] = None,
     batches: Annotated[Optional[int], typer.Option(
         "--batches", min=1, help="The dataset arrives in N batches (records dealt round robin); the marts are "
                                  "built and compared with the oracle after each.")] = None,

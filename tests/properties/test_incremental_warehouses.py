@@ -5,8 +5,8 @@ The same check as the Postgres property (test_incremental_properties.py), on
 pipeline/warehouse_incremental.py: every step is a real ``dbt build`` (no
 compiled mode), after an availableNow Spark query into the warehouse's staging
 sink, so an example of k batches costs k times 5-10 s on the loaded machine.
-ci runs a handful per warehouse; the ``slow`` variants run bigger datasets and
-the metamorphic tier's count.
+ci runs a handful per warehouse, thorough 25; the ``slow`` variants run bigger
+datasets.
 """
 
 from __future__ import annotations
@@ -31,9 +31,11 @@ pytestmark = [pytest.mark.properties, pytest.mark.integration]
 
 DUCK_SCHEMA = per_worker("pp_incremental_duck")
 SF_SCHEMA = per_worker("pp_incremental_sf")
-#: A handful in ci (each example is k real dbt builds); the metamorphic tier's count in thorough.
-EXAMPLES = examples_for("metamorphic") if current_profile() == "thorough" else min(examples_for("metamorphic"), 3)
-HEAVY = examples_for("metamorphic")
+#: Each example is k real dbt builds (20-60 s on the loaded machine): a handful in ci, 25 in thorough
+#: (the ci count of the other metamorphic properties), 10 in the slow variants outside thorough.
+THOROUGH = current_profile() == "thorough"
+EXAMPLES = 25 if THOROUGH else min(examples_for("metamorphic"), 3)
+HEAVY = 25 if THOROUGH else 10
 CASES = incremental_cases()
 BIG_CASES = incremental_cases(max_rows=40, files=(1, 3))
 
@@ -81,7 +83,7 @@ def test_snowflake_k_incremental_merges_equal_the_oracle_and_one_full_refresh(sn
 @settings(max_examples=HEAVY)
 @given(case=BIG_CASES)
 def test_duckdb_incremental_merges_on_bigger_datasets(duck: DuckDBIncrementalPipeline, case: Case) -> None:
-    """The DuckDB property on up to 40 rows in up to 3 files, the metamorphic tier's count of examples."""
+    """The DuckDB property on up to 40 rows in up to 3 files."""
     check_incremental_case(duck, case)
 
 
