@@ -30,6 +30,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import weakref
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -93,7 +94,9 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         self._containers: list[Any] = []
         self._external_dsn: str | None = None
         self._external_bootstrap: str | None = None
-        self._lease: int | None = None  # our shared lock on the users file, while we use the services
+        #: Our shared lock on the users file while we use the services; closed by cleanup, or
+        #: when this manager is garbage-collected, so a forgotten manager holds no lease.
+        self._lease: weakref.finalize | None = None
 
     # -- addresses ---------------------------------------------------------
     @property
@@ -282,7 +285,8 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                                            dbname=infra.postgres_db)
         fresh = not self.state_file.exists()
         if self._lease is None:  # under the start lock: nobody is deciding to stop them meanwhile
-            self._lease = hold_shared(self._users_file, timeout=30, what="infrastructure")
+            fd = hold_shared(self._users_file, timeout=30, what="infrastructure")
+            self._lease = weakref.finalize(self, os.close, fd)
         try:
             if not (self.postgres.running() and self.postgres.healthy()):
                 self.postgres.start(timeout=infra.startup_timeout_s)
@@ -484,7 +488,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
 
     def _release_lease(self) -> None:
         if self._lease is not None:
-            os.close(self._lease)
+            self._lease()
             self._lease = None
 
     def _hand_over(self, names: set[str]) -> None:
