@@ -132,7 +132,7 @@ def drop_scratch_comment(expression: Any) -> Any:
 
 
 def install_patches() -> None:
-    """Patch 1: replace the query route of fakesnow's Starlette app with the guarded endpoint; patch 2: MERGE."""
+    """Install patches 1-3 (module docstring): the guarded query route, then the two MERGE rewrites."""
     from starlette.routing import Route
 
     import fakesnow.server as fs_server
