@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SHELL_FENCES = {"", "bash", "sh", "shell", "console", "text"}
 PLACEHOLDERS = {"SCENARIO": "happy_path", "N": "10", "S": "1", "REV": "HEAD~1", "NAME": "kafka_service_stop",
-                "FILE": "a.csv", "DIR": "artifacts"}
+                "FILE": "a.csv", "DIR": "artifacts", "W": "duckdb"}
 
 _FENCE = re.compile(r"^\s*```+\s*([\w+-]*)")
 _INLINE = re.compile(r"`((?:\./dev\s+)?pipeline-props\s[^`]*)`")
