@@ -23,7 +23,6 @@ started by a session is left unrecorded.
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 import os
 import shutil
@@ -38,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline_props.config import Settings, load_settings
 from pipeline_props.errors import InfrastructureError
-from pipeline_props.infra import _process
+from pipeline_props.infra import _process, admin
 from pipeline_props.infra import fakesnow as _fakesnow
 from pipeline_props.infra.kafka import KafkaBroker
 from pipeline_props.infra.locks import (
@@ -359,7 +358,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
             return ServiceStatus("kafka", self.kafka.port, self.kafka.pid, ok,
                                  "metadata request answered" if ok else "no answer")
         if self._external_bootstrap:
-            ok = _probe_kafka(self._external_bootstrap)
+            ok = admin.probe_kafka(self._external_bootstrap)
             return ServiceStatus("kafka", None, None, ok, self._external_bootstrap)
         return ServiceStatus("kafka", None, None, False, "not started")
 
@@ -369,83 +368,25 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
             return ServiceStatus("postgres", self.postgres.port, self.postgres.pid, ok,
                                  "SELECT 1 answered" if ok else "no answer")
         if self._external_dsn:
-            return ServiceStatus("postgres", None, None, _probe_postgres(self._external_dsn), "external")
+            return ServiceStatus("postgres", None, None, admin.probe_postgres(self._external_dsn), "external")
         return ServiceStatus("postgres", None, None, False, "not started")
 
     # -- per-dataset setup ---------------------------------------------------
     def setup_databases(self, schema: str | None = None) -> None:
         """Check the warehouse answers and create ``schema`` when given (idempotent)."""
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(self.postgres_dsn, autocommit=True) as conn:
-            conn.execute("SELECT 1")
-            if schema:
-                conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+        admin.create_schema(self.postgres_dsn, schema)
 
     def drop_schema(self, schema: str) -> None:
         """Drop one dataset's schema and everything in it."""
-        import psycopg
-        from psycopg import sql
-
-        with psycopg.connect(self.postgres_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        admin.drop_schema(self.postgres_dsn, schema)
 
     def setup_kafka_topics(self, topics: str | list[str], partitions: int = 1, timeout: float = 30.0) -> None:
         """Create topics (idempotent, the brokers' default replication) and wait until they have leaders."""
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient, NewTopic
-
-        names = [topics] if isinstance(topics, str) else list(topics)
-        admin = AdminClient({"bootstrap.servers": self.kafka_bootstrap, "log_level": 0})
-        pending = list(names)
-        # A broker that has just restarted, or a starved machine, can time a
-        # creation out; such errors are retriable and creation is idempotent.
-        for attempt in range(1, 4):
-            futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=-1)
-                                           for t in pending], operation_timeout=timeout)
-            retry: list[str] = []
-            for name, fut in futures.items():
-                try:
-                    fut.result(timeout)
-                except KafkaException as exc:
-                    err = exc.args[0]
-                    if err.name() == "TOPIC_ALREADY_EXISTS":
-                        continue
-                    if attempt < 3 and (err.retriable() or "TIMED_OUT" in err.name()):
-                        retry.append(name)
-                        continue
-                    raise InfrastructureError("kafka", f"cannot create topic {name}: {exc}") from exc
-                except concurrent.futures.TimeoutError:
-                    if attempt == 3:
-                        raise InfrastructureError(
-                            "kafka", f"creating topic {name} got no answer in {timeout:.0f} s (3 attempts)"
-                        ) from None
-                    retry.append(name)
-            if not retry:
-                break
-            pending = retry
-
-        def ready() -> bool:
-            md = admin.list_topics(timeout=5)
-            return all(n in md.topics and md.topics[n].partitions and
-                       all(p.leader >= 0 for p in md.topics[n].partitions.values()) for n in names)
-
-        if not _process.wait_until(ready, timeout, 0.2):
-            raise InfrastructureError("kafka", f"topics {names} have no leader after {timeout:.0f} s")
+        admin.create_topics(self.kafka_bootstrap, topics, partitions=partitions, timeout=timeout)
 
     def delete_kafka_topics(self, topics: str | list[str], timeout: float = 30.0) -> None:
         """Delete topics; missing ones are ignored."""
-        from confluent_kafka import KafkaException
-        from confluent_kafka.admin import AdminClient
-
-        names = [topics] if isinstance(topics, str) else list(topics)
-        admin = AdminClient({"bootstrap.servers": self.kafka_bootstrap, "log_level": 0})
-        for fut in admin.delete_topics(names, operation_timeout=timeout).values():
-            try:
-                fut.result(timeout)
-            except KafkaException:
-                pass
+        admin.delete_topics(self.kafka_bootstrap, topics, timeout=timeout)
 
     def cleanup(self, *, stop_all: bool = False) -> None:
         """Stop what this manager started (or, with ``stop_all``, every local service on record).
@@ -548,58 +489,3 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
     def describe(self) -> dict[str, Any]:
         """Status as plain data (for JSON output and metadata), no secrets."""
         return {"backend": self.backend, "services": [asdict(s) for s in self.status()]}
-
-
-def _probe_kafka(bootstrap: str) -> bool:
-    from confluent_kafka.admin import AdminClient
-
-    try:
-        return bool(AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-                    .list_topics(timeout=5).brokers)
-    except Exception:
-        return False
-
-
-def _probe_postgres(dsn: str) -> bool:
-    import psycopg
-
-    try:
-        with psycopg.connect(dsn, connect_timeout=5) as conn:
-            return conn.execute("SELECT 1").fetchone() == (1,)
-    except psycopg.Error:
-        return False
-
-
-COMPOSE_FILE = """\
-# docker-compose.test.yml written by `pipeline-props services compose`, for teams that prefer
-# compose: the same services the local backend runs, on the same ports. Then run with
-# E2E_BACKEND=external E2E_KAFKA_BOOTSTRAP_SERVERS=127.0.0.1:{kafka_port}
-# E2E_POSTGRES_DSN="host=127.0.0.1 port={postgres_port} user=postgres password=postgres dbname=postgres"
-services:
-  kafka:
-    image: apache/kafka:4.1.1
-    ports: ["{kafka_port}:{kafka_port}"]
-    environment:
-      KAFKA_NODE_ID: 1
-      KAFKA_PROCESS_ROLES: broker,controller
-      KAFKA_LISTENERS: PLAINTEXT://:{kafka_port},CONTROLLER://:9093
-      KAFKA_ADVERTISED_LISTENERS: PLAINTEXT://127.0.0.1:{kafka_port}
-      KAFKA_CONTROLLER_LISTENER_NAMES: CONTROLLER
-      KAFKA_CONTROLLER_QUORUM_VOTERS: 1@kafka:9093
-      KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR: 1
-      KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR: 1
-      KAFKA_TRANSACTION_STATE_LOG_MIN_ISR: 1
-      KAFKA_AUTO_CREATE_TOPICS_ENABLE: "false"
-  postgres:
-    image: postgres:15
-    ports: ["{postgres_port}:5432"]
-    environment:
-      POSTGRES_PASSWORD: postgres
-"""
-
-
-def write_compose_file(path: Path, settings: Settings | None = None) -> Path:
-    """Write docker-compose.test.yml with the configured ports."""
-    infra = (settings or load_settings()).infrastructure
-    path.write_text(COMPOSE_FILE.format(kafka_port=infra.kafka_port, postgres_port=infra.postgres_port))
-    return path
