@@ -1,4 +1,8 @@
-"""Fixtures of the fault tests: one ErrorInjector (and its proxies) per session."""
+"""Fixtures of the fault tests: one ErrorInjector (and its proxies) per test module.
+
+Module scope, not session: its proxies hold fixed ports (the broker's proxied
+listener), which `pipeline-props errors` in a later test needs free.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import pytest
 from pipeline_props.testing.xdist import alone_scope
 
 
-@pytest.fixture(scope=alone_scope("session"))
+@pytest.fixture(scope=alone_scope("module"))
 def fault_injector(infrastructure) -> Iterator:
     """An ErrorInjector on the session's services; every fault is healed at the end, whatever happened.
 

@@ -365,3 +365,16 @@ def create_topic(bootstrap: str, topic: str, partitions: int, config: dict[str, 
     except KafkaException as exc:
         if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
             raise InfrastructureError("kafka cluster", f"cannot create topic {topic} with {config}: {exc}") from exc
+
+    # The creation is acknowledged before every broker's metadata lists the partitions:
+    # wait until each has a leader, so that the caller's next metadata request sees them.
+    def led() -> bool:
+        try:
+            parts = admin.list_topics(topic, timeout=5).topics[topic].partitions
+        except (KafkaException, KeyError):
+            return False
+        return len(parts) == partitions and all(p.leader >= 0 for p in parts.values())
+
+    if not _process.wait_until(led, timeout, 0.2):
+        raise InfrastructureError("kafka cluster", f"topic {topic}: not every partition has a leader "
+                                  f"{timeout:.0f} s after its creation")

@@ -28,7 +28,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from pipeline_props.errors import UsageError
+from pipeline_props.errors import InfrastructureError, UsageError
 
 _CHUNK = 65536
 _KAFKA_PRODUCE_API_KEY = 0
@@ -257,7 +257,14 @@ class FaultProxy:
             return self
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._requested_port))
+        try:
+            sock.bind((self.host, self._requested_port))
+        except OSError as exc:
+            sock.close()
+            raise InfrastructureError(
+                "fault proxy", f"cannot listen on {self.host}:{self._requested_port}: {exc.strerror}",
+                hint="another fault injector (a running `pipeline-props errors` or fault test) holds it; "
+                     "let it finish first") from None
         sock.listen(64)
         sock.settimeout(0.2)
         self._sock = sock

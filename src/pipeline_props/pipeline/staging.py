@@ -380,8 +380,11 @@ def _copy_straight(conn: psycopg.Connection, schema: sql.Identifier, valid: pa.T
     return True
 
 
-def _copy(cur: psycopg.Cursor, table: sql.Composable, data: pa.Table) -> None:
-    """COPY an Arrow table into ``table`` as CSV (NULL unquoted-empty, '' quoted; timestamps with a Z)."""
+def _copy(cur: psycopg.Cursor, table: sql.Composable | str, data: pa.Table) -> None:
+    """COPY an Arrow table into ``table`` (a name, or a composed qualified one) as CSV (NULL
+    unquoted-empty, '' quoted; timestamps with a Z)."""
+    if isinstance(table, str):
+        table = sql.Identifier(table)
     buf = io.BytesIO()
     # quoting_style "needed" quotes every string (so '' stays an empty string)
     # and leaves nulls as bare empty fields, which COPY ... CSV reads as NULL.
