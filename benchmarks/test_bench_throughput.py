@@ -22,6 +22,7 @@ added once ingest was done), rows/s, the CPU seconds of this process and the
 load average before and after: on the shared 2-core machine the wall time
 also measures whatever else runs. A 10,000-row round first warms the JVM.
 The comparison must hold, so a figure never comes from a wrong pipeline.
+Measured figures and what bounds them: docs/architecture.md, "End to end, 1M rows".
 """
 
 from __future__ import annotations
