@@ -18,6 +18,7 @@ import pytest
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.slow  # 27-28 s in ci; the DuckDB k-batch property runs there
 def test_cli_incremental_run_on_duckdb_holds(infrastructure: Any, tmp_path: Path) -> None:
     """`pipeline-props run --test data_quality_issues --dbt-mode incremental --batches 4 --warehouse duckdb`: HELD."""
     artifacts = tmp_path / "artifacts"
