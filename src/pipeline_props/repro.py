@@ -16,6 +16,7 @@ from pipeline_props.pipeline.factory import make_incremental_pipeline, make_pipe
 from pipeline_props.protocol import PipelineUnderTest, StagedPipeline
 from pipeline_props.testing.arrivals import ArrivalPlan
 from pipeline_props.testing.repros import (
+    INCREMENTAL_PROPERTY,
     REPRO_ROOT,
     Repro,
     example_snippet,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     from pipeline_props.infra import InfrastructureManager
 
 log = logging.getLogger(__name__)
-INCREMENTAL_PROPERTY = "incremental marts"
 
 
 def replay(
@@ -101,7 +101,7 @@ def recorded_warehouse(repro: Repro) -> str | None:
 
 def arrival_plan_of(repro: Repro) -> ArrivalPlan | None:
     """The arrival batches of an incremental-marts repro (labels ``batch 1``, ``batch 2``...), else None."""
-    if repro.property_name != INCREMENTAL_PROPERTY:  # testing.incremental.PROPERTY (heavy to import)
+    if repro.property_name != INCREMENTAL_PROPERTY:
         return None
     try:
         order = sorted(repro.datasets, key=lambda label: int(label.split()[1]))

@@ -354,37 +354,30 @@ def _position(value: bytes) -> str:
         return "<undecodable>"
 
 
-def topic_end_offsets(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
-    """Partition -> high watermark of ``topic`` now: everything produced so far ends before it."""
+def topic_watermarks(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> dict[int, tuple[int, int]]:
+    """Partition -> (low, high) watermark of ``topic`` now."""
     from confluent_kafka import Consumer, KafkaException, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"pp-offsets-{topic}",
                          "enable.auto.commit": False, "log_level": 3})
     try:
         md = consumer.list_topics(topic, timeout=timeout)
-        return {pid: consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=timeout)[1]
+        return {pid: consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=timeout)
                 for pid in sorted(md.topics[topic].partitions)}
     except KafkaException as exc:
-        raise PipelineStageError("ingest", f"cannot read the end offsets of topic {topic}: {exc}") from exc
+        raise PipelineStageError("ingest", f"cannot read the offsets of topic {topic}: {exc}") from exc
     finally:
         consumer.close()
+
+
+def topic_end_offsets(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> dict[int, int]:
+    """Partition -> high watermark of ``topic`` now: everything produced so far ends before it."""
+    return {pid: high for pid, (_, high) in topic_watermarks(bootstrap_servers, topic, timeout).items()}
 
 
 def count_topic_messages(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> int:
     """Messages in ``topic`` (sum over partitions of high - low watermarks)."""
-    from confluent_kafka import Consumer, TopicPartition
-
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"pp-count-{topic}",
-                         "enable.auto.commit": False, "log_level": 3})
-    try:
-        md = consumer.list_topics(topic, timeout=timeout)
-        total = 0
-        for pid in md.topics[topic].partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=timeout)
-            total += high - low
-        return total
-    finally:
-        consumer.close()
+    return sum(high - low for low, high in topic_watermarks(bootstrap_servers, topic, timeout).values())
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
@@ -395,4 +388,4 @@ def iter_jsonl(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
 
 
 __all__ = ["IngestStats", "PRODUCER_DEFAULTS", "Record", "check_headers", "count_topic_messages",
-           "ingest_files", "topic_end_offsets", "iter_jsonl", "read_dataset_files"]
+           "ingest_files", "topic_end_offsets", "topic_watermarks", "iter_jsonl", "read_dataset_files"]

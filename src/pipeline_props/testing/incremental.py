@@ -26,10 +26,11 @@ from pipeline_props.compare import Divergence, TableSet, compare, compare_tables
 from pipeline_props.protocol import StagedPipeline
 from pipeline_props.testing import properties as P
 from pipeline_props.testing.arrivals import ArrivalPlan, Step, run_arrivals
+from pipeline_props.testing.repros import INCREMENTAL_PROPERTY
 
 __all__ = ["UNREADABLE_ROWS", "arrival_events", "check_incremental", "check_incremental_case", "incremental_cases"]
 
-PROPERTY = "incremental marts"
+PROPERTY = INCREMENTAL_PROPERTY
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-incremental-oracle")
 
 

@@ -28,13 +28,17 @@ from typing import Any
 
 from pipeline_props.errors import InputError, UsageError
 
-__all__ = ["REPRO_ROOT", "Repro", "example_snippet", "read_repro", "replay_command", "write_repro"]
+__all__ = ["INCREMENTAL_PROPERTY", "REPRO_ROOT", "Repro", "example_snippet", "read_repro", "replay_command", "write_repro"]
 
 #: Where repros go, relative to the working directory (or ``$E2E_ARTIFACTS_DIR``/repros).
 REPRO_ROOT = Path("artifacts") / "repros"
 _FORMAT = 1
 
 Files = Sequence[tuple[str, bytes]]
+
+#: The incremental-marts property's name: its repros hold one dataset per arrival batch
+#: (``batch 1``, ``batch 2``...), which ``pipeline-props replay`` sends again in that order.
+INCREMENTAL_PROPERTY = "incremental marts"
 
 
 @dataclass(frozen=True)
