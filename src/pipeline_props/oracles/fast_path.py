@@ -15,7 +15,10 @@ tests/unit/test_oracle.py checks that both give the same records.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pyarrow as pa
@@ -51,6 +54,8 @@ class _Bytes:
 
     def word8(self, at: np.ndarray) -> np.ndarray:
         """The 8 bytes from each offset, zero past the end of the file."""
+        if not len(at) or int(at.max()) <= self.size - 8:
+            return self.words8[at]  # the common case: no window runs past the end
         clipped = np.minimum(at, self.size - 8)
         return self.words8[clipped] >> ((at - clipped).astype(np.uint64) * np.uint64(8))
 
@@ -67,18 +72,28 @@ class _Bytes:
         bytes, buffer 0 and the offset.
         """
         count = len(starts)
-        lengths64 = lengths.astype(np.uint64)
-        head = self.word8(starts) & _MASK8[np.minimum(lengths, 8)]
+        lengths64 = _unsigned(lengths)
         views = np.empty((count, 2), dtype=np.uint64)
-        views[:, 0] = lengths64 | (head << _U32)
-        inline = lengths <= _INLINE
-        tail = head >> _U32
-        medium = np.flatnonzero(inline & (lengths > 8))
+        head = self.word8(starts)
+        head &= _MASK8[np.minimum(lengths64, 8)]
+        low = views[:, 0]
+        np.left_shift(head, _U32, out=low)
+        low |= lengths64
+        inline = lengths64 <= _INLINE
+        tail = np.right_shift(head, _U32, out=head)
+        medium = np.flatnonzero(inline & (lengths64 > 8))
         if len(medium):
             rest = self.word4(starts[medium] + 8) & _MASK4[lengths[medium]]
             tail[medium] |= rest << _U32
-        views[:, 1] = np.where(inline, tail, starts.astype(np.uint64) << _U32)
+        high = views[:, 1]
+        np.left_shift(_unsigned(starts), _U32, out=high)
+        np.copyto(high, tail, where=inline)
         return pa.Array.from_buffers(pa.string_view(), count, [None, pa.py_buffer(views), self.buffer])
+
+
+def _unsigned(values: np.ndarray) -> np.ndarray:
+    """Non-negative int64 offsets or lengths as uint64 (a view, not a copy, when they are int64)."""
+    return values.view(np.uint64) if values.dtype == np.int64 else values.astype(np.uint64)
 
 
 def _trim(array: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> None:
@@ -126,13 +141,35 @@ def fast_records(
         blocks.append((start, end))
         start = end
     before = 0  # records in the blocks before
-    for start, end in blocks:
+    for block in _cut_blocks(file, blocks, ncols, positions):
         count = 0
-        for batch in _cut(file, start, end, ncols, positions):
+        for batch in block:
             batch["record_number"] += before
             count += len(batch["record_number"])
             yield batch
         before += count
+
+
+#: Threads cutting blocks side by side (NumPy releases the GIL in its loops).
+CUT_THREADS = min(4, os.cpu_count() or 1)
+_pool_lock = threading.Lock()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _cut_blocks(
+    file: _Bytes, blocks: Sequence[tuple[int, int]], ncols: int, positions: Sequence[int]
+) -> Iterator[list[dict[str, pa.Array | np.ndarray]]]:
+    """Each block's batches, in block order; several blocks are cut at once."""
+    if len(blocks) < 2 or CUT_THREADS < 2:
+        for start, end in blocks:
+            yield list(_cut(file, start, end, ncols, positions))
+        return
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(CUT_THREADS, thread_name_prefix="pp-oracle-cut")
+        pool = _pool
+    yield from pool.map(lambda block: list(_cut(file, block[0], block[1], ncols, positions)), blocks)
 
 
 def _cut(
