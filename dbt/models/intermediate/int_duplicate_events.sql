@@ -11,7 +11,8 @@
 -- the watermark, recomputed from all their staged versions (a repeated event
 -- stays repeated, so rows are only added or updated).
 {{ pipeline_props.incremental_config(['file_index', 'record_number']) }}
-with events as (
+{{ pipeline_props.analyze_after_build() }}
+with events as {{ pipeline_props.inline_cte() }} (
     select * from {{ ref('staged_events') }}
     {%- if is_incremental() %}
     where event_id in ({{ pipeline_props.arrived_event_ids() }})

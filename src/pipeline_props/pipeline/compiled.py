@@ -9,8 +9,9 @@ inlined by dbt as CTEs, then every data test) against any schema, in one
 transaction, in a few tens of milliseconds. The SQL stays the project's own:
 edit a model and the next compile picks it up.
 
-What it leaves out of ``dbt build``: hooks (the project's only one sets
-work_mem, a resource setting) and dbt's own materialization steps (temporary
+What it leaves out of ``dbt build``: hooks (the project's set work_mem and,
+on int_duplicate_events, ANALYZE: resources and planner statistics, neither
+changes a row) and dbt's own materialization steps (temporary
 relation, rename, grants). The e2e tests, ``pipeline-props run`` and the example
 a property reports still run the real ``dbt build`` (pipeline/model.py), and
 tests/integration holds the two equal on the same staging tables.
