@@ -18,7 +18,9 @@ import pytest
 
 from pipeline_props import contract
 from pipeline_props.compare import write_table_csv
-from pipeline_props.reports.html import _cell, bar_chart, collect, line_chart, render_html, verdict_of, write_report
+from pipeline_props.reports.charts import bar_chart, line_chart
+from pipeline_props.reports.collect import collect, verdict_of
+from pipeline_props.reports.html import _cell, render_html, write_report
 
 pytestmark = pytest.mark.unit
 
