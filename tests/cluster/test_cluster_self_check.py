@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 from hypothesis import Phase
+from hypothesis.errors import FlakyFailure
 from test_state_machine import _run, _settings
 
 from pipeline_props.faults.cluster import CLUSTER_PRODUCER_CONFIG
@@ -54,11 +55,21 @@ def _steps(exc: BaseException) -> list[str]:
 def test_lost_acks_under_leader_kills_are_found_and_shrunk(cluster_infra: Any, cluster_injector: Any) -> None:
     """acks=1 + unclean election + min.insync.replicas=1: the machine finds lost records, shrunk to <= 6 steps."""
     broken = cluster_machine(ISOLATED_LEADER, **BROKEN_REPLICATION)
-    with pytest.raises(AssertionError) as info:
+    with pytest.raises((AssertionError, FlakyFailure)) as info:
         _run(broken, cluster_infra, cluster_injector, _settings(6, 4, **_FIND_AND_SHRINK))
-    message = str(info.value)
+    found = info.value
+    if isinstance(found, FlakyFailure):
+        # Whether the records die with the leader also depends on which node is the
+        # active controller when it is killed, so a replay of the schedule may lose
+        # nothing. Hypothesis then reports the schedule as found, unshrunk: the
+        # loss was still seen, and the schedule must still be short.
+        findings = [e for e in found.exceptions if isinstance(e, AssertionError)]
+        assert findings, f"flaky, but not a finding: {found!r}"
+        message = str(findings[0])
+    else:
+        message = str(found)
     assert "lost" in message and "kafka" in message, message
-    steps = _steps(info.value)
+    steps = _steps(found)
     print("shrunk schedule:\n  " + "\n  ".join(steps))
     assert 0 < len(steps) <= MAX_SHRUNK_STEPS, f"not shrunk to a short schedule: {steps}"
 
