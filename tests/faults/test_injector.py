@@ -13,7 +13,8 @@ import pytest
 
 from pipeline_props.errors import UsageError
 from pipeline_props.faults import FaultProxy
-from pipeline_props.faults.injector import FAULT_KINDS, _is_tmpfs
+from pipeline_props.faults.disk import is_tmpfs
+from pipeline_props.faults.injector import FAULT_KINDS
 
 
 class _Echo:
@@ -197,7 +198,7 @@ def test_proxy_refuses_anything_but_loopback(host: str) -> None:
 def test_disk_full_refuses_a_directory_that_is_not_a_tmpfs(tmp_path: Path) -> None:
     from pipeline_props.faults.injector import ErrorInjector
 
-    assert not _is_tmpfs(tmp_path)
+    assert not is_tmpfs(tmp_path)
     inj = ErrorInjector.__new__(ErrorInjector)  # guards only: no services needed
     with pytest.raises(UsageError, match="tmpfs"):
         inj.inject_disk_full(tmp_path)

@@ -27,13 +27,8 @@ from pipeline_props.compare import compare, normalise_table
 from pipeline_props.errors import PipelinePropsError, UsageError
 from pipeline_props.faults import observe
 from pipeline_props.faults.findings import Findings, Position, classify
-from pipeline_props.faults.injector import (
-    PRODUCER_FAULT_CONFIG,
-    ErrorInjector,
-    TmpfsTablespace,
-    mount_tmpfs,
-    unmount_tmpfs,
-)
+from pipeline_props.faults.disk import TmpfsTablespace, mount_tmpfs, unmount_tmpfs
+from pipeline_props.faults.injector import PRODUCER_FAULT_CONFIG, ErrorInjector
 from pipeline_props.faults.stream_run import (
     QUERY_STOP_TIMEOUT_S,
     StreamOutcome,
