@@ -27,12 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Literal
 
-from pipeline_props.tables import TableSet
 from pipeline_props.errors import PipelineStageError, UsageError
 from pipeline_props.infra import InfrastructureManager
 from pipeline_props.pipeline import export, ingest, model, staging, streaming_query
 from pipeline_props.pipeline.compiled import CompiledProject
-from pipeline_props.pipeline.stream import Offsets, SharedStream
+from pipeline_props.pipeline.routing_sink import Offsets
+from pipeline_props.pipeline.stream import SharedStream
+from pipeline_props.tables import TableSet
 
 
 def _truncate_staging(dsn: str, schema: str) -> None:
