@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pipeline_props.infra import _process
+from pipeline_props.infra import _process, admin
 from pipeline_props.infra.cluster import ClusterServices
 
 pytestmark = [pytest.mark.cluster, pytest.mark.faults]
@@ -84,8 +84,6 @@ def _read_all(svc: ClusterServices, topic: str) -> list[int]:
 
 
 def test_cluster_comes_up_keeps_every_acked_record_through_a_leader_kill_and_goes_down(pp_settings: Any) -> None:
-    from pipeline_props.faults.cluster import create_topic
-
     with tempfile.TemporaryDirectory(prefix="pp-cluster-smoke-") as state_dir:
         svc = _own_cluster(pp_settings, Path(state_dir))
         t0 = time.monotonic()
@@ -95,7 +93,7 @@ def test_cluster_comes_up_keeps_every_acked_record_through_a_leader_kill_and_goe
             assert all(s.healthy for s in statuses), statuses
             assert svc.spark is not None and svc.spark.alive_workers() == 2
             topic = "pp_smoke"
-            create_topic(svc.bootstrap_servers, topic, 1, {})
+            admin.create_topics(svc.bootstrap_servers, topic)
             assert svc.kafka is not None
             replicas, isr = svc.kafka.partition_replicas(topic)[0]
             assert len(replicas) == 3 and len(isr) == 3, (replicas, isr)

@@ -187,13 +187,11 @@ class InMemoryBatches(OraclePipeline):
 
 def test_an_incremental_repro_replays_its_batches_in_arrival_order(tmp_path: Path) -> None:
     from pipeline_props.repro import INCREMENTAL_PROPERTY, arrival_plan_of
-    from pipeline_props.testing.incremental import PROPERTY
 
-    assert INCREMENTAL_PROPERTY == PROPERTY
     first = (("s.b1.csv", HEADER + b"\n" + ROW + b"\n"),)
     later = (("s.b2.csv", HEADER + b"\n" + ROW + b"\n"),)  # an identical copy, in batch 2
     batches = {f"batch {k}": (later if k == 2 else first if k == 1 else ()) for k in (1, 2, 3)}
-    folder = write_repro(batches, property_name=PROPERTY, divergence_text="", dataset_repr="", root=tmp_path)
+    folder = write_repro(batches, property_name=INCREMENTAL_PROPERTY, divergence_text="", dataset_repr="", root=tmp_path)
     plan = arrival_plan_of(read_repro(folder))
     assert plan is not None and plan.batches == (first, later, ())
     out: list[str] = []

@@ -44,7 +44,7 @@ from typing import Any
 
 from pipeline_props.errors import InfrastructureError, UsageError
 from pipeline_props.faults.injector import FAULT_KINDS, ErrorInjector, SparkFaults
-from pipeline_props.infra import InfrastructureManager, _process
+from pipeline_props.infra import InfrastructureManager, _process, admin
 from pipeline_props.infra.cluster import ClusterServices
 from pipeline_props.pipeline.staging import StagingSink
 
@@ -344,37 +344,10 @@ def cluster_pipeline(infra: InfrastructureManager, injector: ClusterInjector, *,
     class TopicConfigPipeline(ReferencePipeline):
         def prepare(self, namespace: str) -> None:
             if topic_config:
-                create_topic(self.infra.kafka_bootstrap, namespace, self.partitions, topic_config)
+                admin.create_topics(self.infra.kafka_bootstrap, namespace, partitions=self.partitions,
+                                    config=topic_config)
             super().prepare(namespace)
 
     kwargs.setdefault("producer_config", dict(CLUSTER_PRODUCER_CONFIG))
     kwargs.setdefault("sink_factory", injector.sink_factory())
     return TopicConfigPipeline(infra, partitions=1, **kwargs)
-
-
-def create_topic(bootstrap: str, topic: str, partitions: int, config: dict[str, str], timeout: float = 30.0) -> None:
-    """Create ``topic`` with topic-level ``config`` (replication: the brokers' default)."""
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 0})
-    fut = admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=-1, config=config)],
-                              operation_timeout=timeout)[topic]
-    try:
-        fut.result(timeout)
-    except KafkaException as exc:
-        if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
-            raise InfrastructureError("kafka cluster", f"cannot create topic {topic} with {config}: {exc}") from exc
-
-    # The creation is acknowledged before every broker's metadata lists the partitions:
-    # wait until each has a leader, so that the caller's next metadata request sees them.
-    def led() -> bool:
-        try:
-            parts = admin.list_topics(topic, timeout=5).topics[topic].partitions
-        except (KafkaException, KeyError):
-            return False
-        return len(parts) == partitions and all(p.leader >= 0 for p in parts.values())
-
-    if not _process.wait_until(led, timeout, 0.2):
-        raise InfrastructureError("kafka cluster", f"topic {topic}: not every partition has a leader "
-                                  f"{timeout:.0f} s after its creation")

@@ -30,8 +30,12 @@ def drop_schema(dsn: str, schema: str) -> None:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
-def create_topics(bootstrap: str, topics: str | list[str], *, partitions: int = 1, timeout: float = 30.0) -> None:
-    """Create topics (idempotent, the brokers' default replication) and wait until they have leaders."""
+def create_topics(bootstrap: str, topics: str | list[str], *, partitions: int = 1, timeout: float = 30.0,
+                  config: dict[str, str] | None = None) -> None:
+    """Create topics (idempotent, the brokers' default replication) and wait until they have leaders.
+
+    ``config``: topic-level settings, which override the brokers' defaults for these topics alone.
+    """
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
@@ -41,7 +45,8 @@ def create_topics(bootstrap: str, topics: str | list[str], *, partitions: int = 
     # A broker that has just restarted, or a starved machine, can time a
     # creation out; such errors are retriable and creation is idempotent.
     for attempt in range(1, 4):
-        futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=-1)
+        futures = admin.create_topics([NewTopic(t, num_partitions=partitions, replication_factor=-1,
+                                                config=dict(config or {}))
                                        for t in pending], operation_timeout=timeout)
         retry: list[str] = []
         for name, fut in futures.items():

@@ -30,7 +30,6 @@ from pipeline_props.testing.repros import INCREMENTAL_PROPERTY
 
 __all__ = ["UNREADABLE_ROWS", "arrival_events", "check_incremental", "check_incremental_case", "incremental_cases"]
 
-PROPERTY = INCREMENTAL_PROPERTY
 _POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pp-incremental-oracle")
 
 
@@ -173,7 +172,7 @@ def check_incremental(pipeline: StagedPipeline, dataset: P.Dataset, plan: Arriva
     if problems:
         datasets = {f"batch {k + 1}": batch for k, batch in enumerate(plan.batches)}
         text = f"arrival batches ({len(plan.batches)}):\n{plan.describe()}\n\n" + "\n".join(problems)
-        raise P._fail(PROPERTY, text, datasets, pipeline=pipeline, repro_root=repro_root,
+        raise P._fail(INCREMENTAL_PROPERTY, text, datasets, pipeline=pipeline, repro_root=repro_root,
                       divergence=divergence, write_repro=write_repro)
     return steps
 
