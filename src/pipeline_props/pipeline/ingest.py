@@ -25,6 +25,7 @@ from pipeline_props.contract import COLUMNS
 from pipeline_props.errors import InputError, PipelineStageError, UsageError
 from pipeline_props.pipeline.messages import decode, encode
 from pipeline_props.pipeline.reader import Header, Record, iter_records, parse_header
+from pipeline_props.pipeline.watermarks import read_watermarks
 
 log = logging.getLogger(__name__)
 
@@ -356,14 +357,12 @@ def _position(value: bytes) -> str:
 
 def topic_watermarks(bootstrap_servers: str, topic: str, timeout: float = 10.0) -> dict[int, tuple[int, int]]:
     """Partition -> (low, high) watermark of ``topic`` now."""
-    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    from confluent_kafka import Consumer, KafkaException
 
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": f"pp-offsets-{topic}",
                          "enable.auto.commit": False, "log_level": 3})
     try:
-        md = consumer.list_topics(topic, timeout=timeout)
-        return {pid: consumer.get_watermark_offsets(TopicPartition(topic, pid), timeout=timeout)
-                for pid in sorted(md.topics[topic].partitions)}
+        return read_watermarks(consumer, topic, timeout)
     except KafkaException as exc:
         raise PipelineStageError("ingest", f"cannot read the offsets of topic {topic}: {exc}") from exc
     finally:

@@ -50,6 +50,7 @@ from pipeline_props.pipeline.routing_sink import (
     RoutingSink,
     SinkState,
 )
+from pipeline_props.pipeline.watermarks import read_watermarks
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -233,17 +234,14 @@ class SharedStream:
     # -- progress ---------------------------------------------------------------
     def end_offsets(self, topic: str, timeout: float = 30.0) -> Offsets:
         """The topic's high watermarks now: everything produced so far ends before them."""
-        from confluent_kafka import Consumer, KafkaException, TopicPartition
+        from confluent_kafka import Consumer, KafkaException
 
         if self._consumer is None:
             self._consumer = Consumer({"bootstrap.servers": self.bootstrap_servers,
                                        "group.id": f"pp-stream-{self.stream_id}",
                                        "enable.auto.commit": False, "log_level": 3})
         try:
-            md = self._consumer.list_topics(topic, timeout=timeout)
-            parts = sorted(md.topics[topic].partitions)
-            return {(topic, p): self._consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout)[1]
-                    for p in parts}
+            return {(topic, p): high for p, (_, high) in read_watermarks(self._consumer, topic, timeout).items()}
         except KafkaException as exc:
             raise PipelineStageError("ingest", f"cannot read the end offsets of {topic}: {exc}") from exc
 
