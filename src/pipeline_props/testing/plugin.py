@@ -1,6 +1,8 @@
 """pytest plugin (entry point ``pytest11``), so a team's own suite gets what ours has.
 
-* the Hypothesis profiles ``dev``, ``ci`` and ``thorough`` (``--hypothesis-profile``);
+* the Hypothesis profiles ``dev``, ``ci`` and ``thorough`` (``--hypothesis-profile``),
+  ``dev`` loaded when none is named (Hypothesis' own default has a 200 ms
+  deadline, which every example that touches a service exceeds);
 * session-scoped service fixtures: ``pp_settings``, ``infrastructure`` (an
   :class:`~pipeline_props.infra.InfrastructureManager` started once per
   session and stopped at its end if it started the services and nobody else
@@ -24,9 +26,10 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from hypothesis import settings
 
 from pipeline_props.testing import xdist
-from pipeline_props.testing.profiles import register_profiles
+from pipeline_props.testing.profiles import DEFAULT_PROFILE, register_profiles
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -62,6 +65,8 @@ _SESSION_INFRA: list[InfrastructureManager] = []
 def pytest_configure(config: pytest.Config) -> None:
     for name, help_text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {help_text}")
+    if not config.getoption("hypothesis_profile", None):
+        settings.load_profile(DEFAULT_PROFILE)
     if xdist.is_controller(config):
         stack = contextlib.ExitStack()
         stack.enter_context(xdist.controller_lease(_home(config)))

@@ -19,6 +19,8 @@ from hypothesis.database import DirectoryBasedExampleDatabase
 from pipeline_props.errors import UsageError
 
 PROFILES = ("dev", "ci", "thorough")
+#: What the pytest plugin loads when no ``--hypothesis-profile`` is given.
+DEFAULT_PROFILE = "dev"
 
 #: Examples per tier and profile. ``full``: the main full-path property (every
 #: table equals the oracle), one pipeline run per example on the shared stream
