@@ -220,7 +220,10 @@ def _versions(ds: SalesDataset) -> dict[str, list[tuple[str, tuple]]]:
 
 
 _DUPS = sales_datasets(max_rows=4, duplicate_rate=0.6, edge_cases=False, formatting=False)
-_FIND = settings(database=None, max_examples=300)
+# derandomized: how far the shrinker gets is a matter of the seed (2 to 4 rows in
+# 12 random runs, and now and then no example in 300), so each test checks one
+# fixed search and cannot flake
+_FIND = settings(database=None, max_examples=300, derandomize=True)
 
 
 @pytest.mark.slow
