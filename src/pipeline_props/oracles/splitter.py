@@ -199,6 +199,8 @@ def needs_full_split(data: bytes) -> bool:
     """
     if b'"' in data or b"\r" in data:
         return True
+    if data.isascii():  # valid UTF-8 without decoding (and allocating) the whole file
+        return False
     try:
         data.decode("utf-8")
     except UnicodeDecodeError:
