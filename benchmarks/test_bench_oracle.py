@@ -1,8 +1,8 @@
 """Throughput of the DuckDB oracle on a 1M-row, quote-free file (its fast path).
 
 Run: .venv/bin/pytest benchmarks/test_bench_oracle.py --benchmark-only -p no:cacheprovider -s
-Target: >= 1M rows/s (2M stretch) on this 2-core machine. Idle: 930k-990k rows/s
-(best of 3, 1.01-1.08 s); docs/architecture.md "The oracle on 1M rows".
+Target: >= 1M rows/s (2M stretch) on this 2-core machine. Idle: 0.99-1.09M rows/s
+(best of 3, 0.92-1.01 s); docs/architecture.md "The oracle on 1M rows".
 
 The test prints the best wall time of 3 rounds, the process's CPU time per
 round (getrusage, all threads: DuckDB's workers included) and the load
