@@ -185,21 +185,42 @@ _BATCH_ROWS = 64 * 2048
 _INTERMEDIATE_VIEWS: tuple[str, ...] = ("checked", "candidates", "accepted")
 _INTERMEDIATE_TABLES: tuple[str, ...] = ("repeated", "facts", "versions", "rejected")
 _REGISTERED: tuple[str, ...] = ("records", "files")
-_local = threading.local()
+
+# Each thread's in-memory DuckDB, by thread id, in a module dict and not a
+# threading.local: a fork (subprocess with preexec_fn, as pyspark starts its
+# JVM) deletes the other threads' states in the child, and with them their
+# thread-locals, so a DuckDB held there was destroyed in the child, where its
+# worker threads do not exist: the child crashed before exec (a segfault, and
+# pyspark's JAVA_GATEWAY_EXITED). A dict entry is never freed by a fork.
+_connections: dict[int, duckdb.DuckDBPyConnection] = {}
+_connections_pid = os.getpid()
+#: Connections of the parent, seen in a forked child: kept, never closed there.
+_inherited: list[duckdb.DuckDBPyConnection] = []
+_connections_lock = threading.Lock()
 
 
 def _cached_connection() -> duckdb.DuckDBPyConnection:
     """This thread's in-memory DuckDB (connecting costs tens of ms per run)."""
-    con: duckdb.DuckDBPyConnection | None = getattr(_local, "con", None)
-    if con is None or getattr(_local, "pid", None) != os.getpid():
-        con = duckdb.connect(":memory:")
-        _local.con, _local.pid = con, os.getpid()
-    return con
+    global _connections_pid
+    me = threading.get_ident()
+    with _connections_lock:
+        if _connections_pid != os.getpid():  # a forked child: the parent's are not ours to close
+            _inherited.extend(_connections.values())
+            _connections.clear()
+            _connections_pid = os.getpid()
+        con = _connections.get(me)
+        if con is None:
+            alive = {thread.ident for thread in threading.enumerate()}
+            for ident in [ident for ident in _connections if ident not in alive]:
+                _connections.pop(ident).close()  # its thread has ended
+            con = _connections[me] = duckdb.connect(":memory:")
+        return con
 
 
 def _forget_connection() -> None:
-    con = getattr(_local, "con", None)
-    _local.con = None
+    """Close this thread's DuckDB (after an error left it in an unknown state)."""
+    with _connections_lock:
+        con = _connections.pop(threading.get_ident(), None) if _connections_pid == os.getpid() else None
     if con is not None:
         con.close()
 
