@@ -141,17 +141,15 @@ def test_a_worker_follows_a_broker_the_other_worker_restarted(tmp_path: Path) ->
 def test_a_forgotten_manager_holds_no_lease(tmp_path: Path) -> None:
     """A manager dropped without cleanup must not keep the services alive for ever (its lease closes)."""
     import gc
-    import os
-    import weakref
 
     from pipeline_props.config import load_settings
-    from pipeline_props.infra import InfrastructureManager
-    from pipeline_props.infra.locks import hold_shared, lock_dir, nobody_else_holds
+    from pipeline_props.infra import InfrastructureManager, local
+    from pipeline_props.infra.locks import nobody_else_holds
 
     settings = load_settings(env={}, overrides={"infrastructure": {"home": str(tmp_path / "home")}})
     mgr = InfrastructureManager(settings)
-    users = lock_dir(mgr.home) / "services.users"
-    mgr._lease = weakref.finalize(mgr, os.close, hold_shared(users, timeout=5, what="t"))
+    users = local.users_file(mgr.home)
+    mgr._lease = local.take_lease(mgr, mgr.home)
     assert not nobody_else_holds(users)
     del mgr
     gc.collect()

@@ -27,9 +27,9 @@ from pipeline_props.config import Settings
 from pipeline_props.errors import InfrastructureError
 from pipeline_props.infra import _process
 from pipeline_props.infra.kafka_cluster import ClusterBroker, KafkaCluster
-from pipeline_props.infra.manager import ServiceStatus
 from pipeline_props.infra.postgres import PostgresServer
 from pipeline_props.infra.spark_cluster import SparkStandalone
+from pipeline_props.infra.status import ServiceStatus
 
 
 class ClusterServices:

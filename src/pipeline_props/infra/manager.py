@@ -10,61 +10,40 @@ Backends:
   nothing is started or stopped.
 * ``containers``: testcontainers, only when a Docker engine answers.
 
-Starting is serialized across processes by a file lock in ``<home>/locks``, so
-two pytest-xdist workers (or a test and ``services up``) never both start Kafka:
-the second reuses what the first started. Every manager using the local
-services holds a lease (a shared lock on ``<home>/locks/services.users``) until
-its ``cleanup``; a manager that started services and finds another lease still
-held does not stop them but hands them over (``handed_over`` in the state
-file), and the last user out stops them. So no process stops a service another
-one still uses (an xdist worker, another test session, a CLI run), and nothing
-started by a session is left unrecorded.
+How several processes share the local services (the start lock, the users'
+leases, the hand-over to the last user out) is :mod:`~pipeline_props.infra.local`,
+the state file's format :mod:`~pipeline_props.infra.state`; the external and
+containers backends are :mod:`~pipeline_props.infra.external`, the probes
+:mod:`~pipeline_props.infra.status`.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
 import tempfile
-import time
 import weakref
 from contextlib import AbstractContextManager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pipeline_props.config import Settings, load_settings
 from pipeline_props.errors import InfrastructureError
-from pipeline_props.infra import _process, admin
+from pipeline_props.infra import _process, admin, external, local
 from pipeline_props.infra import fakesnow as _fakesnow
+from pipeline_props.infra import state as _state
 from pipeline_props.infra.kafka import KafkaBroker
-from pipeline_props.infra.locks import (
-    file_lock,
-    hold_shared,
-    lock_dir,
-    nobody_else_holds,
-)
 from pipeline_props.infra.postgres import PostgresServer
+from pipeline_props.infra.status import (
+    ServiceStatus,
+    fakesnow_status,
+    kafka_status,
+    postgres_status,
+    wait_until_healthy,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
-
-
-#: The local services a manager may start and stop (Spark is per process, not among them).
-_SERVICES = frozenset({"kafka", "postgres", "fakesnow"})
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    """What ``services status`` shows for one service."""
-
-    name: str
-    port: int | None
-    pid: int | None
-    healthy: bool
-    detail: str = ""
 
 
 class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
@@ -100,7 +79,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
     # -- addresses ---------------------------------------------------------
     @property
     def state_file(self) -> Path:
-        return self.home / "services.json"
+        return _state.state_path(self.home)
 
     @property
     def kafka_bootstrap(self) -> str:
@@ -148,7 +127,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         with self._start_lock():
             if self.fakesnow is None or not self.fakesnow.running():
                 # Another process may have started one since: the state file says.
-                self.fakesnow = _fakesnow.server_from_state(self.home, self._load_state().get("fakesnow"))
+                self.fakesnow = _state.recorded_fakesnow(self.home)
             if self.fakesnow is None or not self.fakesnow.running():
                 self.fakesnow = _fakesnow.FakesnowServer(home=self.home, port=self.infra.fakesnow_port)
                 self.fakesnow.start(timeout=self.infra.startup_timeout_s)
@@ -159,11 +138,9 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
     def _start_lock(self) -> AbstractContextManager[None]:
         """The lock that serializes starting the local services of this home across processes.
 
-        The holder may start Kafka, Postgres and the emulator one after the other,
-        each bounded by the startup timeout: wait a little longer than that.
+        See :func:`~pipeline_props.infra.local.start_lock`.
         """
-        return file_lock(lock_dir(self.home) / "services.start", what="infrastructure",
-                         timeout=3 * self.infra.startup_timeout_s + 30)
+        return local.start_lock(self.home, self.infra.startup_timeout_s)
 
     # -- lifecycle ---------------------------------------------------------
     def __enter__(self) -> InfrastructureManager:
@@ -177,92 +154,28 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
     def start_services(self) -> InfrastructureManager:
         """Start (or reach, or reuse) Kafka and Postgres. Spark starts lazily on first use."""
         if self.backend == "external":
-            self._start_external()
+            self._external_bootstrap, self._external_dsn = external.external_addresses(self.infra)
         elif self.backend == "containers":
-            self._start_containers()
+            kafka, pg = self._containers = external.start_containers()
+            self._external_bootstrap = kafka.get_bootstrap_server()
+            self._external_dsn = external.container_dsn(pg)
         else:
             with self._start_lock():
                 self._start_local()
         return self
 
-    def _start_external(self) -> None:
-        infra = self.infra
-        if not infra.kafka_bootstrap_servers:
-            raise InfrastructureError(
-                "kafka", "backend 'external' needs the bootstrap servers",
-                hint="set E2E_KAFKA_BOOTSTRAP_SERVERS or infrastructure.kafka_bootstrap_servers")
-        self._external_bootstrap = infra.kafka_bootstrap_servers
-        self._external_dsn = infra.postgres_dsn or (
-            f"host={infra.postgres_host} port={infra.postgres_port} user={infra.postgres_user} "
-            f"dbname={infra.postgres_db}" + (f" password={infra.postgres_password}"
-                                             if infra.postgres_password else ""))
-
-    def _start_containers(self) -> None:
-        docker = shutil.which("docker")
-        ok = docker is not None and subprocess.run(
-            [docker, "info"], capture_output=True, timeout=20).returncode == 0
-        if not ok:
-            raise InfrastructureError(
-                "containers", "no Docker engine answers (`docker info` failed)",
-                hint="use the default local backend (E2E_BACKEND=local), or start a Docker engine; "
-                     "`pipeline-props services compose` writes docker-compose.test.yml for compose users")
-        try:
-            from testcontainers.kafka import KafkaContainer  # type: ignore[import-not-found]
-            from testcontainers.postgres import PostgresContainer  # type: ignore[import-not-found]
-        except ImportError:
-            raise InfrastructureError("containers", "testcontainers is not installed",
-                                      hint="pip install 'pipeline-props[containers]'") from None
-        kafka = KafkaContainer("apache/kafka:4.1.1").start()
-        pg = PostgresContainer("postgres:15", username="postgres", password="postgres").start()
-        self._containers = [kafka, pg]
-        self._external_bootstrap = kafka.get_bootstrap_server()
-        self._external_dsn = (f"host={pg.get_container_host_ip()} port={pg.get_exposed_port(5432)} "
-                              "user=postgres password=postgres dbname=postgres")
-
-    def _load_state(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.state_file.read_text())
-        except (OSError, ValueError):
-            return {}
-
     def _save_state(self) -> None:
+        """Record the running local services in the state file (also after a fault restarted one)."""
         assert self.kafka is not None and self.postgres is not None
-        state = {
-            "root": str(self._root),
-            "kafka": {"pid": self.kafka.pid, "create_time": self.kafka.create_time,
-                      "port": self.kafka.port, "controller_port": self.kafka.controller_port,
-                      "data_dir": str(self.kafka.data_dir)},
-            "postgres": {"pid": self.postgres.pid, "port": self.postgres.port,
-                         "data_dir": str(self.postgres.data_dir)},
-            "saved_at": time.time(),
-        }
-        if self.fakesnow is not None:
-            state["fakesnow"] = _fakesnow.server_state(self.fakesnow)
-        handed = self._load_state().get("handed_over")
-        if handed:
-            state["handed_over"] = handed
-        self._write_state(state)
-
-    def _write_state(self, state: dict[str, Any]) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_suffix(".tmp")
-        tmp.write_text(json.dumps(state, indent=2))
-        tmp.replace(self.state_file)
+        _state.save_services(self.home, self._root, self.kafka, self.postgres, self.fakesnow)
 
     def _start_local(self) -> None:
         infra = self.infra
         self.home.mkdir(parents=True, exist_ok=True)
-        state = self._load_state()
+        state = _state.load_state(self.home)
         if state and Path(state.get("root", "")).exists():
             self._root = Path(state["root"])
-            ks, ps = state["kafka"], state["postgres"]
-            self.kafka = KafkaBroker(home=self.home, data_dir=Path(ks["data_dir"]), port=ks["port"],
-                                     controller_port=ks["controller_port"], heap=infra.kafka_heap,
-                                     pid=ks["pid"], create_time=ks["create_time"])
-            self.postgres = PostgresServer(home=self.home, data_dir=Path(ps["data_dir"]),
-                                           port=ps["port"], user=infra.postgres_user,
-                                           dbname=infra.postgres_db)
-            self.fakesnow = _fakesnow.server_from_state(self.home, state.get("fakesnow"))
+            self.kafka, self.postgres, self.fakesnow = _state.recorded_services(self.home, infra, state)
             if self.fakesnow is not None and not self.fakesnow.running():
                 # An emulator on record whose process is gone (a reboot, a crash) is no service
                 # to wait for: forget it, and start_snowflake starts a new one when it is wanted.
@@ -284,8 +197,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                                            dbname=infra.postgres_db)
         fresh = not self.state_file.exists()
         if self._lease is None:  # under the start lock: nobody is deciding to stop them meanwhile
-            fd = hold_shared(self._users_file, timeout=30, what="infrastructure")
-            self._lease = weakref.finalize(self, os.close, fd)
+            self._lease = local.take_lease(self, self.home)
         try:
             if not (self.postgres.running() and self.postgres.healthy()):
                 self.postgres.start(timeout=infra.startup_timeout_s)
@@ -294,7 +206,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                 self.kafka.start(timeout=infra.startup_timeout_s)
                 self._started.add("kafka")
         except InfrastructureError:
-            self._stop(self._started & _SERVICES)  # half started: nobody can be using them yet
+            self._stop(self._started & local.SERVICES)  # half started: nobody can be using them yet
             self._release_lease()
             self._started.clear()
             if fresh and self._root is not None:
@@ -312,35 +224,23 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
         """
         if self.backend != "local" or self.kafka is None or self.kafka.running():
             return
-        ks = self._load_state().get("kafka") or {}
+        ks = _state.load_state(self.home).get("kafka") or {}
         if (ks.get("data_dir") == str(self.kafka.data_dir) and ks.get("pid")
                 and _process.pid_alive(ks["pid"], ks.get("create_time"))):
             self.kafka.pid, self.kafka.create_time = ks["pid"], ks.get("create_time")
 
     def wait_for_readiness(self, timeout: float | None = None, *, spark: bool = False) -> list[ServiceStatus]:
         """Probe each service for real until healthy or ``timeout``; raise naming the one that is not."""
-        timeout = timeout or self.infra.startup_timeout_s
-        deadline = time.monotonic() + timeout
-        while True:
-            statuses = self.status(spark=spark)
-            bad = [s for s in statuses if not s.healthy]
-            if not bad:
-                return statuses
-            if time.monotonic() > deadline:
-                first = bad[0]
-                raise InfrastructureError(first.name, f"not ready after {timeout:.0f} s: {first.detail}",
-                                          log_path=self.infra.logs_dir / f"{first.name}.log")
-            time.sleep(0.5)
+        return wait_until_healthy(lambda: self.status(spark=spark), timeout or self.infra.startup_timeout_s,
+                                  self.infra.logs_dir)
 
     def status(self, *, spark: bool = False) -> list[ServiceStatus]:
         """Health of each service: a Kafka metadata request, ``SELECT 1``, a Spark job."""
         out: list[ServiceStatus] = []
-        out.append(self._kafka_status())
-        out.append(self._postgres_status())
+        out.append(kafka_status(self.kafka, self._external_bootstrap))
+        out.append(postgres_status(self.postgres, self._external_dsn))
         if self.fakesnow is not None:
-            ok = self.fakesnow.healthy()
-            out.append(ServiceStatus("fakesnow", self.fakesnow.port, self.fakesnow.pid, ok,
-                                     "SELECT 1 answered (Snowflake emulator)" if ok else "no answer"))
+            out.append(fakesnow_status(self.fakesnow))
         if spark:
             from pipeline_props.infra.spark import spark_healthy
 
@@ -351,25 +251,6 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                 ok, detail = False, str(exc)
             out.append(ServiceStatus("spark", None, None, ok, detail))
         return out
-
-    def _kafka_status(self) -> ServiceStatus:
-        if self.kafka is not None:
-            ok = self.kafka.running() and self.kafka.healthy()
-            return ServiceStatus("kafka", self.kafka.port, self.kafka.pid, ok,
-                                 "metadata request answered" if ok else "no answer")
-        if self._external_bootstrap:
-            ok = admin.probe_kafka(self._external_bootstrap)
-            return ServiceStatus("kafka", None, None, ok, self._external_bootstrap)
-        return ServiceStatus("kafka", None, None, False, "not started")
-
-    def _postgres_status(self) -> ServiceStatus:
-        if self.postgres is not None:
-            ok = self.postgres.healthy()
-            return ServiceStatus("postgres", self.postgres.port, self.postgres.pid, ok,
-                                 "SELECT 1 answered" if ok else "no answer")
-        if self._external_dsn:
-            return ServiceStatus("postgres", None, None, admin.probe_postgres(self._external_dsn), "external")
-        return ServiceStatus("postgres", None, None, False, "not started")
 
     # -- per-dataset setup ---------------------------------------------------
     def setup_databases(self, schema: str | None = None) -> None:
@@ -411,33 +292,17 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
             stop_spark_session()
         with self._start_lock():  # no one takes a lease (starts using them) while we decide
             self._release_lease()
-            if stop_all:
-                self._stop(set(_SERVICES))
-            elif nobody_else_holds(self._users_file):
-                self._stop(self._started & _SERVICES | set(self._load_state().get("handed_over", [])))
-            elif self._started & _SERVICES:
-                self._hand_over(self._started & _SERVICES)
+            self._stop(local.stop_or_hand_over(self.home, self._started, stop_all=stop_all))
         self._started.clear()
 
     def handed_over(self) -> list[str]:
         """The local services waiting for their last user to stop them (see :meth:`cleanup`)."""
-        return list(self._load_state().get("handed_over", []))
-
-    @property
-    def _users_file(self) -> Path:
-        return lock_dir(self.home) / "services.users"
+        return local.handed_over(self.home)
 
     def _release_lease(self) -> None:
         if self._lease is not None:
             self._lease()
             self._lease = None
-
-    def _hand_over(self, names: set[str]) -> None:
-        """Record ``names`` for the last user of the services to stop."""
-        state = self._load_state()
-        if state:
-            state["handed_over"] = sorted(set(state.get("handed_over", [])) | names)
-            self._write_state(state)
 
     def _stop(self, names: set[str]) -> None:
         """Stop the named local services (by their recorded pids) and update the state file."""
@@ -450,7 +315,7 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
             self.postgres.stop()
         if "fakesnow" in names:
             if self.fakesnow is None:
-                self.fakesnow = _fakesnow.server_from_state(self.home, self._load_state().get("fakesnow"))
+                self.fakesnow = _state.recorded_fakesnow(self.home)
             if self.fakesnow is not None:
                 self.fakesnow.stop()
                 self.fakesnow = None
@@ -459,31 +324,16 @@ class InfrastructureManager(AbstractContextManager["InfrastructureManager"]):
                 shutil.rmtree(self._root, ignore_errors=True)
             self.state_file.unlink(missing_ok=True)
             return
-        state = self._load_state()
-        if state:
-            if "fakesnow" in names:
-                state.pop("fakesnow", None)
-            left = sorted(set(state.get("handed_over", [])) - names)
-            state.pop("handed_over", None)
-            if left:
-                state["handed_over"] = left
-            self._write_state(state)
+        _state.record_stopped(self.home, names)
 
     @classmethod
     def from_state(cls, settings: Settings | None = None) -> InfrastructureManager:
         """A manager attached to the local services on record (for ``status`` and ``down``)."""
         mgr = cls(settings, backend="local")
-        state = mgr._load_state()
+        state = _state.load_state(mgr.home)
         if state:
-            infra = mgr.infra
             mgr._root = Path(state["root"])
-            ks, ps = state["kafka"], state["postgres"]
-            mgr.kafka = KafkaBroker(home=mgr.home, data_dir=Path(ks["data_dir"]), port=ks["port"],
-                                    controller_port=ks["controller_port"], heap=infra.kafka_heap,
-                                    pid=ks["pid"], create_time=ks["create_time"])
-            mgr.postgres = PostgresServer(home=mgr.home, data_dir=Path(ps["data_dir"]), port=ps["port"],
-                                          user=infra.postgres_user, dbname=infra.postgres_db)
-            mgr.fakesnow = _fakesnow.server_from_state(mgr.home, state.get("fakesnow"))
+            mgr.kafka, mgr.postgres, mgr.fakesnow = _state.recorded_services(mgr.home, mgr.infra, state)
         return mgr
 
     def describe(self) -> dict[str, Any]:
