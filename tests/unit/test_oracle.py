@@ -240,7 +240,6 @@ def test_duckdb_round_on_decimal_is_half_away_from_zero() -> None:
         for line in ("0.01", "1.00", "150.00", "2.50", "0.50"):
             exact = D(line) * rate
             for sign in (1, -1):
-                value = sign * exact
                 got, kind = con.execute(
                     "SELECT round(x, 2), typeof(round(x, 2)) FROM "
                     "(SELECT CAST(CAST(? AS VARCHAR) AS DECIMAL(20, 2)) * CAST(CAST(? AS VARCHAR) AS DECIMAL(7, 6)) AS x)",

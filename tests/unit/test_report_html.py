@@ -74,8 +74,8 @@ def make_run(root: Path, *, diverged: bool = True) -> Path:
     }))
     if diverged:
         cols = list(contract.OUTPUT_TABLES[contract.CUSTOMER_SUMMARY])
-        a = [f"C1" if c == "customer_id" else 1 for c in cols]
-        b = [f"C1" if c == "customer_id" else 2 for c in cols]
+        a = ["C1" if c == "customer_id" else 1 for c in cols]
+        b = ["C1" if c == "customer_id" else 2 for c in cols]
         (run / "divergence.json").write_text(json.dumps({"ok": False, "tables": {
             contract.CUSTOMER_SUMMARY: {"ok": False, "columns": cols, "absent_in": None,
                                         "counts": {"missing": 1, "extra": 0, "changed": 1},
