@@ -46,7 +46,7 @@ from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline.reference import ReferencePipeline, postgres_target
 from pipeline_props.pipeline.stream import SharedStream
 from pipeline_props.strategies import DataGenerationConfig, DataGenerator
-from pipeline_props.testing.properties import fresh_namespace
+from pipeline_props.testing.runs import fresh_namespace
 
 SCHEMA = "pp_bench_fast"
 EXAMPLES = 40

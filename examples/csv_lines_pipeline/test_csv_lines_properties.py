@@ -13,16 +13,11 @@ from csv_lines import CsvLinesPipeline
 from pipeline_props.errors import DivergenceError
 from pipeline_props.repro import read_repro
 from pipeline_props.strategies import SalesDataset, sales_datasets
-from pipeline_props.testing.properties import (
-    check_against_oracle,
-    check_partition_sums,
-    check_same_marts,
-    fresh_namespace,
-    run_pipeline,
-    split_dataset,
-)
+from pipeline_props.testing.datasets import split_dataset
+from pipeline_props.testing.properties import check_against_oracle, check_partition_sums, check_same_marts
 from pipeline_props.testing.profiles import current_profile
 from pipeline_props.testing.protocol import PipelineUnderTest
+from pipeline_props.testing.runs import fresh_namespace, run_pipeline
 
 pytestmark = [pytest.mark.properties, pytest.mark.integration]
 

@@ -175,7 +175,7 @@ class FaultHooks(Protocol):
 
 @runtime_checkable
 class FullBuild(Protocol):
-    """Optional: the real build, run on the example Hypothesis reports (testing/properties.py)."""
+    """Optional: the real build, run on the example Hypothesis reports (testing/runs.py)."""
 
     def full_build(self) -> AbstractContextManager[None]:
         """A context in which ``wait_until_caught_up`` builds the marts the costly, real way."""

@@ -56,7 +56,8 @@ def replay(
     """
     from pipeline_props.errors import DivergenceError
     from pipeline_props.protocol import require
-    from pipeline_props.testing.properties import check_against_oracle, fresh_namespace
+    from pipeline_props.testing.properties import check_against_oracle
+    from pipeline_props.testing.runs import fresh_namespace
 
     if pipeline is not None:
         require(pipeline, PipelineUnderTest, "replay")

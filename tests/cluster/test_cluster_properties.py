@@ -23,13 +23,8 @@ from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline.reference import ReferencePipeline, postgres_target
 from pipeline_props.strategies import SalesDataset, sales_datasets
 from pipeline_props.testing.profiles import current_profile, examples_for
-from pipeline_props.testing.properties import (
-    check_against_oracle,
-    check_partition_sums,
-    check_same_marts,
-    fresh_namespace,
-    run_pipeline,
-)
+from pipeline_props.testing.properties import check_against_oracle, check_partition_sums, check_same_marts
+from pipeline_props.testing.runs import fresh_namespace, run_pipeline
 from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.cluster, pytest.mark.properties, pytest.mark.slow]

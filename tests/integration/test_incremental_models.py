@@ -27,7 +27,7 @@ from pipeline_props.pipeline.warehouse_incremental import (
     SnowflakeIncrementalPipeline,
 )
 from pipeline_props.testing.arrivals import ArrivalPlan, run_arrivals
-from pipeline_props.testing.properties import fresh_namespace
+from pipeline_props.testing.runs import fresh_namespace
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -23,7 +23,7 @@ from pipeline_props.pipeline import ingest, model, staging
 from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline.reference import ReferencePipeline, postgres_target
 from pipeline_props.pipeline.stream import SharedStream, StreamSettings
-from pipeline_props.testing.properties import fresh_namespace
+from pipeline_props.testing.runs import fresh_namespace
 
 pytestmark = pytest.mark.integration
 

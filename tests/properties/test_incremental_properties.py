@@ -22,16 +22,11 @@ from pipeline_props.pipeline.incremental import IncrementalPipeline
 from pipeline_props.pipeline.reference import postgres_target
 from pipeline_props.pipeline.stream import SharedStream
 from pipeline_props.strategies import SalesDataset, sales_datasets
+from pipeline_props.testing.datasets import split_dataset
 from pipeline_props.testing.incremental import check_incremental_case, incremental_cases
 from pipeline_props.testing.profiles import examples_for
-from pipeline_props.testing.properties import (
-    check_against_oracle,
-    check_ingest_twice,
-    check_same_marts,
-    fresh_namespace,
-    run_pipeline,
-    split_dataset,
-)
+from pipeline_props.testing.properties import check_against_oracle, check_ingest_twice, check_same_marts
+from pipeline_props.testing.runs import fresh_namespace, run_pipeline
 from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.properties, pytest.mark.integration]

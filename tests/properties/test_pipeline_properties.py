@@ -6,7 +6,7 @@ example gets a fresh namespace routed through the shared topics, the staging
 tables are emptied between examples and the marts are built by the SQL dbt
 compiled the project to, so an example costs a produce, one micro-batch and a
 model run (about 0.5 s: benchmarks/test_bench_fast_path.py). The example
-Hypothesis reports runs the real ``dbt build`` (testing/properties.py).
+Hypothesis reports runs the real ``dbt build`` (testing/runs.py).
 """
 
 from __future__ import annotations
@@ -30,18 +30,16 @@ from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline.reference import ReferencePipeline, postgres_target
 from pipeline_props.pipeline.stream import SharedStream
 from pipeline_props.strategies import SalesDataset, sales_datasets
+from pipeline_props.testing.datasets import shuffle_dataset, split_dataset
 from pipeline_props.testing.properties import (
     check_against_oracle,
     check_ingest_twice,
     check_partition_sums,
     check_same_marts,
-    fresh_namespace,
-    run_pipeline,
-    shuffle_dataset,
-    split_dataset,
 )
 from pipeline_props.testing.profiles import examples_for
 from pipeline_props.testing.protocol import PipelineUnderTest
+from pipeline_props.testing.runs import fresh_namespace, run_pipeline
 from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.properties, pytest.mark.integration]

@@ -23,16 +23,11 @@ from hypothesis import strategies as st
 
 from pipeline_props.pipeline.snowflake_warehouse import SnowflakeWarehousePipeline
 from pipeline_props.strategies import SalesDataset, sales_datasets
+from pipeline_props.testing.datasets import split_dataset
 from pipeline_props.testing.profiles import current_profile, examples_for
-from pipeline_props.testing.properties import (
-    check_against_oracle,
-    check_partition_sums,
-    check_same_marts,
-    fresh_namespace,
-    run_pipeline,
-    split_dataset,
-)
+from pipeline_props.testing.properties import check_against_oracle, check_partition_sums, check_same_marts
 from pipeline_props.testing.protocol import PipelineUnderTest
+from pipeline_props.testing.runs import fresh_namespace, run_pipeline
 from pipeline_props.testing.xdist import per_worker
 
 pytestmark = [pytest.mark.properties, pytest.mark.integration, pytest.mark.snowflake]

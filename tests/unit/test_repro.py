@@ -14,13 +14,8 @@ from pipeline_props.errors import DivergenceError, InputError
 from pipeline_props.oracles import run_oracle
 from pipeline_props.repro import example_snippet, read_repro, replay, write_repro
 from pipeline_props.strategies import SalesDataset, sales_datasets
-from pipeline_props.testing.properties import (
-    check_against_oracle,
-    check_partition_sums,
-    record_slices,
-    shuffle_dataset,
-    split_dataset,
-)
+from pipeline_props.testing.datasets import record_slices, shuffle_dataset, split_dataset
+from pipeline_props.testing.properties import check_against_oracle, check_partition_sums
 from pipeline_props.testing.profiles import examples_for
 from pipeline_props.testing.protocol import PipelineUnderTest
 

@@ -68,7 +68,7 @@ class ArrivalPlan:
 
     def describe(self) -> str:
         """One line per batch: its parts and their record counts."""
-        from pipeline_props.testing.properties import record_slices
+        from pipeline_props.testing.datasets import record_slices
 
         lines = []
         for k, batch in enumerate(self.batches):
@@ -86,7 +86,7 @@ def plan_arrivals(files: Files, shifts: Sequence[int], k: int) -> ArrivalPlan:
     without records goes whole to the batch of its position. Raises
     InputError for a refused header (as the pipeline and the oracle would).
     """
-    from pipeline_props.testing.properties import record_slices
+    from pipeline_props.testing.datasets import record_slices
 
     if k < 1:
         raise UsageError(f"plan_arrivals: k={k} must be at least 1")
@@ -164,7 +164,7 @@ def run_arrivals(pipeline: StagedPipeline, namespace: str, plan: ArrivalPlan, *,
         def expected(k: int) -> TableSet:
             return run_oracle(plan.arrived(k)).tables
 
-    from pipeline_props.testing.properties import record_slices
+    from pipeline_props.testing.datasets import record_slices
 
     steps: list[Step] = []
     for k, batch in enumerate(plan.batches):

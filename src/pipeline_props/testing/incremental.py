@@ -26,7 +26,9 @@ from pipeline_props.compare import Divergence, TableSet, compare, compare_tables
 from pipeline_props.protocol import StagedPipeline
 from pipeline_props.testing import properties as P
 from pipeline_props.testing.arrivals import ArrivalPlan, Step, run_arrivals
+from pipeline_props.testing.datasets import Dataset, _files_of
 from pipeline_props.testing.repros import INCREMENTAL_PROPERTY
+from pipeline_props.testing.runs import _reported_build, fresh_namespace
 
 __all__ = ["UNREADABLE_ROWS", "arrival_events", "check_incremental", "check_incremental_case", "incremental_cases"]
 
@@ -126,15 +128,15 @@ def _render_step(step: Step) -> str:
     return step.divergence.render().replace("pipeline and oracle", f"after batch {step.step}, pipeline and oracle")
 
 
-def check_incremental(pipeline: StagedPipeline, dataset: P.Dataset, plan: ArrivalPlan, namespace: str | None = None,
+def check_incremental(pipeline: StagedPipeline, dataset: Dataset, plan: ArrivalPlan, namespace: str | None = None,
                       *, repro_root: Path | str | None = None, write_repro: bool = True) -> list[Step]:
     """The incremental-marts property for ``dataset`` arriving as ``plan`` (see the module docstring).
 
     Returns the steps when everything held; raises DivergenceError otherwise.
     The namespace is prepared here and cleaned up at the end.
     """
-    files = P._files_of(dataset)
-    namespace = namespace or P.fresh_namespace()
+    files = _files_of(dataset)
+    namespace = namespace or fresh_namespace()
     futures: dict[int, Future[TableSet]] = {
         k: _POOL.submit(_oracle, plan.arrived(k)) for k in range(len(plan.batches))}
     whole: Future[TableSet] = _POOL.submit(_oracle, files)
@@ -143,7 +145,7 @@ def check_incremental(pipeline: StagedPipeline, dataset: P.Dataset, plan: Arriva
     divergence: Divergence | None = None
     pipeline.prepare(namespace)
     try:
-        with P._reported_build(pipeline):
+        with _reported_build(pipeline):
             steps = run_arrivals(pipeline, namespace, plan, expected=lambda k: futures[k].result(),
                                  keep_going=True)
             for step in steps:
@@ -196,4 +198,4 @@ def check_incremental_case(pipeline: StagedPipeline, case: tuple[Any, int, list[
         return None
     for label in arrival_events(plan):
         event(label)
-    return check_incremental(pipeline, dataset, plan, P.fresh_namespace())
+    return check_incremental(pipeline, dataset, plan, fresh_namespace())

@@ -17,85 +17,40 @@ Properties (docs/properties.md):
   split, more partitions) agree on what must be invariant;
 * :func:`check_ingest_twice`: ingesting a file twice only adds duplicates
   and re-rejections.
+
+Running a pipeline on a dataset is :mod:`pipeline_props.testing.runs`
+(``run_pipeline``, ``fresh_namespace``); datasets and their rearrangements
+(``split_dataset``, ``shuffle_dataset``) are :mod:`pipeline_props.testing.datasets`.
 """
 
 from __future__ import annotations
 
-import uuid
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, nullcontext
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from pipeline_props import contract as C
 from pipeline_props.compare import Divergence, TableSet, compare, compare_tables
 from pipeline_props.errors import DivergenceError, InputError
-from pipeline_props.oracles.splitter import record_slices
 from pipeline_props.protocol import Files, PipelineUnderTest, pipeline_name
+from pipeline_props.testing.datasets import Dataset, _files_of, _repr_of
+from pipeline_props.testing.runs import _writes_repros, fresh_namespace, run_pipeline
 
 __all__ = [
-    "Dataset",
-    "Files",
-    "HasFiles",
     "check_against_oracle",
     "check_conservation",
     "check_ingest_twice",
     "check_partition_sums",
     "check_same_marts",
     "daily_totals",
-    "fresh_namespace",
-    "record_slices",
-    "run_pipeline",
-    "shuffle_dataset",
-    "split_dataset",
 ]
-
-
-
-class HasFiles(Protocol):
-    """A dataset object with its files (:class:`~pipeline_props.strategies.SalesDataset`)."""
-
-    @property
-    def files(self) -> Files: ...
-
-
-#: What the checks take as a dataset: a SalesDataset, or its (file name, bytes) in dataset order.
-Dataset = HasFiles | Files
 
 _AUDIT = C.OUTPUT_TABLES[C.INGESTION_AUDIT]
 _MARTS = (C.DAILY_SALES, C.CUSTOMER_SUMMARY, C.PRODUCT_PERFORMANCE)
-
-
-def fresh_namespace(prefix: str = "pp_p") -> str:
-    """A new namespace name (topic, checkpoint, schema): lower case, digits, underscores."""
-    return f"{prefix}{uuid.uuid4().hex[:12]}"
-
-
-def _files_of(dataset: Dataset) -> tuple[tuple[str, bytes], ...]:
-    files = getattr(dataset, "files", dataset)
-    return tuple((str(name), bytes(data)) for name, data in files)
-
-
-def _repr_of(dataset: Dataset) -> str:
-    if hasattr(dataset, "files"):
-        return repr(dataset)
-    from pipeline_props.strategies import SalesDataset
-
-    return repr(SalesDataset(files=_files_of(dataset)))
-
-
-def _writes_repros() -> bool:
-    """True outside Hypothesis, and on the final (shrunk, reported) example inside it."""
-    try:
-        from hypothesis.control import current_build_context
-
-        return bool(current_build_context().is_final)
-    except Exception:  # not inside a Hypothesis test: always write
-        return True
 
 
 def _fail(
@@ -132,37 +87,6 @@ def _fail(
     error.divergence = divergence  # type: ignore[attr-defined]
     error.repro_dir = folder  # type: ignore[attr-defined]
     return error
-
-
-@contextmanager
-def _reported_build(pipeline: PipelineUnderTest) -> Iterator[None]:
-    """The pipeline's full build (``full_build()``, e.g. a real ``dbt build``) on the reported example.
-
-    A pipeline that builds its marts a cheaper way while searching (the
-    reference pipeline runs the compiled dbt SQL) runs the real thing on the
-    example Hypothesis reports and outside Hypothesis.
-    """
-    full = getattr(pipeline, "full_build", None)
-    with full() if callable(full) and _writes_repros() else nullcontext():
-        yield
-
-
-def run_pipeline(pipeline: PipelineUnderTest, namespace: str, files: Files, *, cleanup: bool = True,
-                 **ingest_options: Any) -> TableSet:
-    """prepare, ingest, wait, read the tables; then clean the namespace up (unless ``cleanup`` is off).
-
-    ``ingest_options`` go to ``pipeline.ingest`` (the reference pipeline takes
-    ``arrival_order``, for instance); the protocol itself needs none.
-    """
-    pipeline.prepare(namespace)
-    try:
-        pipeline.ingest(namespace, list(files), **ingest_options)
-        with _reported_build(pipeline):
-            pipeline.wait_until_caught_up(namespace)
-        return pipeline.read_tables(namespace)
-    finally:
-        if cleanup:
-            pipeline.cleanup(namespace)
 
 
 def check_conservation(tables: TableSet) -> list[str]:
@@ -384,53 +308,6 @@ def check_ingest_twice(
     if problems:
         raise _fail("idempotence", "\n".join(problems), {"once": dataset}, pipeline=pipeline,
                     repro_root=repro_root, divergence=divergence)
-
-
-def _terminated(record: bytes) -> bytes:
-    """``record`` ending in a terminator (a last record may have none)."""
-    return record if record.endswith((b"\n", b"\r")) else record + b"\n"
-
-
-def split_dataset(files: Files, cuts: Sequence[int]) -> list[tuple[str, bytes]]:
-    """Each file cut into consecutive parts before the given record indexes (same header each).
-
-    Part ``k`` of ``sales.csv`` is named ``sales.part<k>.csv``. Records keep
-    their bytes and order; only their file and number change.
-    """
-    out: list[tuple[str, bytes]] = []
-    for name, data in files:
-        head, records = record_slices(data)
-        bounds = sorted({c for c in cuts if 0 < c < len(records)})
-        stem, dot, suffix = name.rpartition(".")
-        starts = [0, *bounds]
-        ends = [*bounds, len(records)]
-        for k, (a, b) in enumerate(zip(starts, ends, strict=True)):
-            part = f"{stem}.part{k}.{suffix}" if dot else f"{name}.part{k}"
-            body = b"".join(_terminated(r) if i < len(records) - 1 else r
-                            for i, r in zip(range(a, b), records[a:b]))
-            out.append((part if bounds else name, _terminated(head) + body))
-    return out
-
-
-def shuffle_dataset(files: Files, order: Sequence[int], file_order: Sequence[int]) -> list[tuple[str, bytes]]:
-    """Records of every file permuted by ``order`` (cycled over each file), files by ``file_order``.
-
-    A record left open by an unclosed quote runs to the end of its file, so
-    it stays last; every other record gets a terminator so none can merge.
-    """
-    shuffled: list[tuple[str, bytes]] = []
-    for name, data in files:
-        head, records = record_slices(data)
-        # An unclosed quote may end the file, terminators inside it: a last
-        # record holding any quote stays last (a conservative test for it).
-        tail = [records.pop()] if records and b'"' in records[-1] else []
-        keyed = sorted(range(len(records)), key=lambda i: (order[i % len(order)] if order else 0, i))
-        body = b"".join(_terminated(records[i]) for i in keyed) + b"".join(tail)
-        shuffled.append((name, _terminated(head) + body if records or tail else data))
-    if file_order and len(shuffled) > 1:
-        ranks = sorted(range(len(shuffled)), key=lambda i: (file_order[i % len(file_order)], i))
-        shuffled = [shuffled[i] for i in ranks]
-    return shuffled
 
 
 def _event(label: str) -> None:
