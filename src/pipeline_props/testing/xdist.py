@@ -78,14 +78,15 @@ def controller_lease(home: Path | str) -> Iterator[None]:
     hands them over (see :class:`~pipeline_props.infra.InfrastructureManager`)
     and they live until the run ends instead of stopping and starting again.
     """
-    from pipeline_props.infra.locks import file_lock, hold_shared, lock_dir
+    from pipeline_props.infra.local import take_lease
+    from pipeline_props.infra.locks import file_lock, lock_dir
 
     with file_lock(lock_dir(home) / "services.start", timeout=lock_wait_s(), what="infrastructure"):
-        fd = hold_shared(lock_dir(home) / "services.users", timeout=30, what="infrastructure")
+        lease = take_lease(controller_lease, Path(home))
     try:
         yield
     finally:
-        os.close(fd)
+        lease()
 
 
 #: Markers of tests that use the local services even without a service fixture (a CLI subprocess).
