@@ -27,6 +27,7 @@ Measured figures and what bounds them: docs/architecture.md, "End to end, 1M row
 
 from __future__ import annotations
 
+import inspect
 import os
 import resource
 import time
@@ -69,8 +70,9 @@ def one_round(pipeline: ReferencePipeline, files: list[tuple[str, bytes]]) -> di
         t0 = time.perf_counter()
         oracle = pool.submit(run_oracle, files)
         begin = getattr(pipeline, "begin_transform", None)
-        if callable(begin):
-            begin(namespace)
+        if callable(begin):  # an older tree's takes no size (bench --compare)
+            sized = "input_bytes" in inspect.signature(begin).parameters
+            begin(namespace, **({"input_bytes": sum(len(d) for _, d in files)} if sized else {}))
         pipeline.ingest(namespace, files)
         seconds["ingest"] = time.perf_counter() - t0
         t1 = time.perf_counter()

@@ -14,7 +14,7 @@ import uuid
 import pytest
 
 from pipeline_props.compare import compare
-from pipeline_props.errors import PipelineStageError
+from pipeline_props.errors import PipelineStageError, UsageError
 from pipeline_props.oracles import run_oracle
 from pipeline_props.pipeline import streaming_query
 from pipeline_props.pipeline.reference import ReferencePipeline
@@ -50,6 +50,35 @@ def test_a_transform_begun_before_ingest_equals_the_oracle(infrastructure) -> No
         assert divergence.ok, divergence.render(max_rows=5)
     finally:
         pipeline.cleanup(namespace)
+
+
+def _trigger(pipeline: ReferencePipeline, namespace: str) -> str:
+    query = pipeline._live[namespace][0]
+    return str(query._jsq.streamingQuery().trigger().toString())
+
+
+@pytest.mark.parametrize("bulk", [False, True], ids=["small input", "large input"])
+def test_a_large_input_gets_the_bulk_trigger_and_still_equals_the_oracle(infrastructure, bulk: bool) -> None:
+    pipeline = ReferencePipeline(infrastructure)
+    namespace = f"pp_overlap_{uuid.uuid4().hex[:6]}"
+    files = _files(200)
+    size = pipeline.bulk_bytes if bulk else sum(len(data) for _, data in files)
+    pipeline.prepare(namespace)
+    try:
+        pipeline.begin_transform(namespace, input_bytes=size)
+        assert _trigger(pipeline, namespace) == ("ProcessingTimeTrigger(2000)" if bulk else "ProcessingTimeTrigger(100)")
+        pipeline.ingest(namespace, files)
+        pipeline.transform(namespace)
+        pipeline.model(namespace)
+        divergence = compare(pipeline.read_tables(namespace), run_oracle(files).tables)
+        assert divergence.ok, divergence.render(max_rows=5)
+    finally:
+        pipeline.cleanup(namespace)
+
+
+def test_a_negative_input_size_is_refused(infrastructure) -> None:
+    with pytest.raises(UsageError, match="input_bytes=-1"):
+        ReferencePipeline(infrastructure).begin_transform("pp_unused", input_bytes=-1)
 
 
 def test_a_begun_transform_nobody_waits_for_stops_with_its_namespace(infrastructure) -> None:

@@ -95,6 +95,13 @@ class ReferencePipeline:
     #: Trigger interval of a query started before ingest (begin_transform): short, so the last
     #: rows are picked up soon after ingest ends; a batch still takes what arrived meanwhile.
     live_trigger = "100 milliseconds"
+    #: The interval for a dataset of ``bulk_bytes`` or more. Every micro-batch costs a fixed
+    #: ~0.3 s (planning, the checkpoint's offset and commit logs, the sink's transaction), and
+    #: on 2 cores Spark is behind the producer all through a large ingest anyway, so fewer,
+    #: larger batches finish sooner (1M rows: 24.3-25.2 s against 25.7-26.5 s); a small run
+    #: would only wait longer for its last batch.
+    bulk_trigger = "2 seconds"
+    bulk_bytes = 32 << 20
 
     def __init__(
         self,
@@ -189,15 +196,20 @@ class ReferencePipeline:
         t.rows["ingest"] = t.rows.get("ingest", 0) + stats.records
         return stats
 
-    def begin_transform(self, namespace: str) -> None:
+    def begin_transform(self, namespace: str, *, input_bytes: int | None = None) -> None:
         """Start ``namespace``'s streaming query now, before ingest, so that Spark consumes while ingest produces.
 
-        The query runs with a processingTime trigger; :meth:`transform` then waits
+        The query runs with a processingTime trigger (``bulk_trigger`` when
+        ``input_bytes``, the size of the files ingest will send, is at least
+        ``bulk_bytes``, else ``live_trigger``); :meth:`transform` then waits
         until it has caught up with what ingest sent and stops it. A no-op in
         stream mode (the shared query runs already) or when one is live.
         """
+        if input_bytes is not None and input_bytes < 0:
+            raise UsageError(f"begin_transform: input_bytes={input_bytes!r} must be >= 0")
         if self.stream is not None or namespace in self._live:
             return
+        bulk = input_bytes is not None and input_bytes >= self.bulk_bytes
         spark = self.infra.spark
         streaming_query._keep_progress(spark)
         started = time.monotonic()
@@ -205,7 +217,7 @@ class ReferencePipeline:
             spark, bootstrap_servers=self.infra.kafka_bootstrap, topic=namespace,
             checkpoint_dir=str(self.checkpoint_dir(namespace)),
             sink=self.sink_factory(self.infra.postgres_dsn, self.schema_for(namespace)),
-            trigger="processing_time", processing_time=self.live_trigger,
+            trigger="processing_time", processing_time=self.bulk_trigger if bulk else self.live_trigger,
             max_offsets_per_trigger=self.max_offsets_per_trigger)
         self._live[namespace] = (query, started)
 
