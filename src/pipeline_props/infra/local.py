@@ -30,14 +30,18 @@ from pipeline_props.infra.state import load_state, write_state
 SERVICES = frozenset({"kafka", "postgres", "fakesnow"})
 
 
+def start_lock_file(home: Path) -> Path:
+    """The file whose exclusive lock serializes starting the local services of ``home``."""
+    return lock_dir(home) / "services.start"
+
+
 def start_lock(home: Path, startup_timeout_s: float) -> AbstractContextManager[None]:
     """The lock that serializes starting the local services of this home across processes.
 
     The holder may start Kafka, Postgres and the emulator one after the other,
     each bounded by the startup timeout: wait a little longer than that.
     """
-    return file_lock(lock_dir(home) / "services.start", what="infrastructure",
-                     timeout=3 * startup_timeout_s + 30)
+    return file_lock(start_lock_file(home), what="infrastructure", timeout=3 * startup_timeout_s + 30)
 
 
 def users_file(home: Path) -> Path:

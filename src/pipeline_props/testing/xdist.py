@@ -78,10 +78,10 @@ def controller_lease(home: Path | str) -> Iterator[None]:
     hands them over (see :class:`~pipeline_props.infra.InfrastructureManager`)
     and they live until the run ends instead of stopping and starting again.
     """
-    from pipeline_props.infra.local import take_lease
-    from pipeline_props.infra.locks import file_lock, lock_dir
+    from pipeline_props.infra.local import start_lock_file, take_lease
+    from pipeline_props.infra.locks import file_lock
 
-    with file_lock(lock_dir(home) / "services.start", timeout=lock_wait_s(), what="infrastructure"):
+    with file_lock(start_lock_file(Path(home)), timeout=lock_wait_s(), what="infrastructure"):
         lease = take_lease(controller_lease, Path(home))
     try:
         yield
