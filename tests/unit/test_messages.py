@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipeline_props.contract import COLUMNS
-from pipeline_props.pipeline.messages import MESSAGE_VERSION, decode, encode
+from pipeline_props.pipeline.messages import COMPACT_VERSION, MESSAGE_VERSION, decode, encode, position
 from pipeline_props.pipeline.reader import Record, iter_records
 from pipeline_props.testing.profiles import examples_for
 
@@ -33,19 +33,54 @@ def expected(record: Record, run_id: str) -> dict[str, Any]:
     }
 
 
+def expected_compact(record: Record) -> dict[str, Any]:
+    assert record.fields is not None
+    return {"v": COMPACT_VERSION, "file": record.source_file, "file_index": record.file_index,
+            "record": record.record_number, "raw": record.raw, "malformed": None,
+            "fields": dict(zip(COLUMNS, record.fields))}
+
+
 def json_dumps(message: dict[str, Any]) -> bytes:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def test_valid_record() -> None:
+def test_valid_record_is_compact() -> None:
     record = Record(2, "sales.csv", 17, ",".join(FIELDS), FIELDS, None)
     key, value = encode(record, "r1")
     assert key == b"e1"
-    assert value.startswith(b'{"v":1,"run":"r1","file":"sales.csv","file_index":2,"record":17,"raw":"e1,o1,')
+    assert value == b"#2,2,17,sales.csv," + ",".join(FIELDS).encode()
+    assert decode(value) == expected_compact(record)
+    assert position(value) == (2, 17)
+
+
+@pytest.mark.parametrize("raw, source_file", [
+    (" " + ",".join(FIELDS), "sales.csv"),  # padding the reader trimmed
+    ('"e1",' + ",".join(FIELDS[1:]), "sales.csv"),  # quotes
+    (",".join(FIELDS) + ",extra", "sales.csv"),  # an extra column
+    (",".join(FIELDS), "sa,les.csv"),  # a comma in the file name
+    (",".join(FIELDS), "sales\n.csv"),
+])
+def test_a_record_that_a_comma_split_would_not_give_back_is_json(raw: str, source_file: str) -> None:
+    record = Record(2, source_file, 17, raw, FIELDS, None)
+    key, value = encode(record, "r1")
+    assert key == b"e1"
+    assert value.startswith(b'{"v":1,"run":"r1","file":')
     message = decode(value)
     assert list(message) == KEYS
     assert list(message["fields"]) == list(COLUMNS)
     assert message == expected(record, "r1")
+    assert position(value) == (2, 17)
+
+
+@pytest.mark.parametrize("value", [b"#2,", b"#2,0,1", b"#2,x,1,f,a", b"#2,01,1,f,a", b"#2,-1,1,f,a",
+                                   b"#2,0,1,f,\xff", b'{"v":1,"file_index":0,"record":1}', b"{bad"])
+def test_position_is_none_where_the_transform_reads_none(value: bytes) -> None:
+    assert position(value) is None
+
+
+def test_decode_refuses_a_compact_value_without_twelve_fields() -> None:
+    with pytest.raises(ValueError, match="not a compact Kafka message"):
+        decode(b"#2,0,1,f.csv,a,b")
 
 
 def test_malformed_record_has_no_key_and_null_fields() -> None:
@@ -85,10 +120,16 @@ def test_encode_records_from_the_reader() -> None:
     header = ",".join(COLUMNS).encode()
     data = header + b"\n" + ",".join(FIELDS).encode() + b'\n"a,b\n' + b"x\xff\n"
     records = list(iter_records(data, source_file="s.csv", file_index=4))
+    forms = []
     for record in records:
         key, value = encode(record, "run7")
-        assert value == json_dumps(expected(record, "run7"))
+        forms.append(value[:1])
+        if value.startswith(b"#2,"):
+            assert decode(value) == expected_compact(record)
+        else:
+            assert value == json_dumps(expected(record, "run7"))
         assert key == (record.event_id.encode() if record.event_id else None)
+    assert forms == [b"#", b"{"]  # a plain record; an unclosed quote to the end (malformed)
 
 
 @pytest.mark.parametrize("value", [b"[1]", b'"x"', b"1", b"null"])
@@ -126,6 +167,26 @@ def test_encode_matches_json_dumps(
 ) -> None:
     record = Record(file_index, source_file, record_number, raw, fields, None if fields else malformed)
     key, value = encode(record, run_id)
-    assert value == json_dumps(expected(record, run_id))
-    assert decode(value) == expected(record, run_id)
+    if value.startswith(b"#2,"):
+        assert decode(value) == expected_compact(record)
+    else:
+        assert value == json_dumps(expected(record, run_id))
+        assert decode(value) == expected(record, run_id)
     assert key == (fields[0].encode() if fields and fields[0] else None)
+
+
+_field = st.text(alphabet=st.characters(exclude_categories=["Cs"], exclude_characters=",\n\r"), max_size=6)
+
+
+@settings(max_examples=examples_for("fast"))
+@given(file_index=st.integers(0, 10**6), source_file=_field, record_number=st.integers(1, 10**10),
+       fields=st.tuples(*[_field] * len(COLUMNS)))
+def test_a_record_whose_raw_is_its_joined_fields_is_compact_and_round_trips(
+    file_index: int, source_file: str, record_number: int, fields: tuple[str, ...],
+) -> None:
+    record = Record(file_index, source_file, record_number, ",".join(fields), fields, None)
+    key, value = encode(record, "r")
+    assert value.startswith(b"#2,")
+    assert decode(value) == expected_compact(record)
+    assert position(value) == (file_index, record_number)
+    assert key == (fields[0].encode() if fields[0] else None)

@@ -250,6 +250,16 @@ def test_kafka_messages_that_decode_pass_schema_compliance() -> None:
     assert result.details["kind"] == "pipeline"
 
 
+_COMPACT = "#2,0,7,a.csv," + ",".join(["e1", "o1", "c1", "p1", "toys", "NA", "online", "2", "3.50", "", "USD", "x"])
+
+
+def test_compact_messages_pass_schema_compliance_as_bytes_and_as_jsonl_lines() -> None:
+    data = good_data()
+    data["kafka"]["messages"] = [_COMPACT.encode(), json.loads(json.dumps(_COMPACT)), _COMPACT]
+    result = check(KafkaStreamValidator(SETTINGS).validate(data), "schema_compliance")
+    assert result.passed and result.details["messages_checked"] == 3
+
+
 @pytest.mark.parametrize("bad", [
     b"\xff{not json",
     "[1, 2]",
@@ -263,6 +273,12 @@ def test_kafka_messages_that_decode_pass_schema_compliance() -> None:
     _message(fields={"event_id": "e1"}),
     _message(fields={**dict.fromkeys(c.COLUMNS, ""), "quantity": 3}),
     {k: v for k, v in _message().items() if k != "run"},
+    b"#2,0,7,a.csv,a,b",  # compact with 2 fields
+    "#2,0,7",
+    _COMPACT.replace("#2,0,7,", "#2,0,07,"),
+    _COMPACT.replace("#2,0,7,", "#2,-1,7,"),
+    _COMPACT.replace("#2,0,7,", "#2,0,0,"),
+    _COMPACT.encode() + b"\xff",
 ])
 def test_kafka_message_that_does_not_decode_fails(bad: Any) -> None:
     data = good_data()

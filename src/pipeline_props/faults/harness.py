@@ -307,7 +307,7 @@ class FaultHarness:
         return f
 
 
-#: Data faults: values that are not pipeline messages (bad JSON, wrong schema, truncated).
+#: Data faults: values that are not pipeline messages (bad JSON, wrong schema, truncated, a broken compact one).
 CORRUPT_VALUES: list[bytes] = [
     b"{not json",
     b'{"v":1,"file":"x.csv"}',
@@ -315,6 +315,8 @@ CORRUPT_VALUES: list[bytes] = [
     b'{"v":1,"run":"r","file":"s.csv","file_index":0,"rec',
     b"",
     b"[1,2,3]",
+    b"#2,0,1",  # the compact form's prefix without a position
+    b"#2,x,1,s.csv,a,b",
 ]
 
 

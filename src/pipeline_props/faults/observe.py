@@ -6,7 +6,6 @@ These are the harness' own reads, not the pipeline's: a failure here is an
 
 from __future__ import annotations
 
-import json
 import time
 import uuid
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 from pipeline_props.errors import InfrastructureError
 from pipeline_props.faults.findings import Position
 from pipeline_props.infra import InfrastructureManager
+from pipeline_props.pipeline.messages import position
 
 
 def _consumer(infra: InfrastructureManager) -> Any:
@@ -73,12 +73,7 @@ def topic_messages(infra: InfrastructureManager, topic: str) -> list[tuple[int, 
                     if msg.error():
                         continue
                     seen = msg.offset() + 1
-                    try:
-                        body = json.loads(msg.value())
-                        pos: Position | None = (int(body["file_index"]), int(body["record"]))
-                    except (ValueError, TypeError, KeyError):
-                        pos = None
-                    out.append((pid, msg.offset(), pos))
+                    out.append((pid, msg.offset(), position(msg.value() or b"")))
             if seen < high:
                 raise InfrastructureError(
                     "kafka", f"topic {topic} partition {pid}: read up to offset {seen} of {high} in 30 s")

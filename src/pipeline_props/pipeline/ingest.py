@@ -23,7 +23,7 @@ from typing import IO, Any
 
 from pipeline_props.contract import COLUMNS
 from pipeline_props.errors import InputError, PipelineStageError, UsageError
-from pipeline_props.pipeline.messages import decode, encode
+from pipeline_props.pipeline.messages import COMPACT_PREFIX, decode, encode
 from pipeline_props.pipeline.reader import Header, Record, iter_records, parse_header
 from pipeline_props.pipeline.watermarks import read_watermarks
 
@@ -269,7 +269,10 @@ class _Outbox:
         """Send a message for the first time (and write it to ``messages_out``)."""
         self.send(key, value)
         if self.messages_out is not None:
-            self.messages_out.write(value.decode("utf-8") + "\n")
+            text = value.decode("utf-8")
+            # One JSON value a line: a JSON message as it is, a compact one as a JSON string.
+            self.messages_out.write((json.dumps(text, ensure_ascii=False) if value.startswith(COMPACT_PREFIX)
+                                     else text) + "\n")
         self.sent += 1
 
 

@@ -21,6 +21,8 @@ from pipeline_props.validators.base import (
 )
 
 MESSAGE_VERSION = 1
+#: The compact form (docs/architecture.md "Kafka message"): b"#2,<file_index>,<record>,<file>,<raw>".
+COMPACT_PREFIX = "#2,"
 _EXAMPLES = 5  # bad messages quoted in the details
 
 
@@ -60,13 +62,38 @@ class KafkaStreamValidator(BaseDataValidator):
         return StageResult.from_checks(self.stage, checks)
 
 
+def _compact_problem(value: str) -> str | None:
+    parts = value.split(",", 4)
+    if len(parts) != 5:
+        return f"compact message with {len(parts)} of its 5 parts"
+    for name, text, least in (("file_index", parts[1], 0), ("record", parts[2], 1)):
+        if not (text.isascii() and text.isdigit() and str(int(text)) == text and int(text) >= least):
+            return f"compact message: {name} is {text[:20]!r}, expected an integer >= {least}"
+    count = parts[4].count(",") + 1
+    if count != len(COLUMNS):
+        return f"compact message with {count} fields, expected {len(COLUMNS)}"
+    return None
+
+
 def message_problem(value: bytes | str | Mapping[str, Any]) -> str | None:
-    """Why ``value`` is not a well-formed pipeline message (docs/architecture.md), or None."""
-    if isinstance(value, (bytes, bytearray, str)):
+    """Why ``value`` is not a well-formed pipeline message (docs/architecture.md), or None.
+
+    Bytes or text are either form of the message; a mapping is a decoded JSON one.
+    """
+    if isinstance(value, (bytes, bytearray)):
+        try:
+            value = bytes(value).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return f"not UTF-8 ({exc.__class__.__name__})"
+    if isinstance(value, str) and value.startswith(COMPACT_PREFIX):
+        return _compact_problem(value)
+    if isinstance(value, str):
         try:
             value = json.loads(value)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except ValueError as exc:
             return f"not UTF-8 JSON ({exc.__class__.__name__})"
+        if isinstance(value, str) and value.startswith(COMPACT_PREFIX):
+            return _compact_problem(value)  # a kafka_messages.jsonl line of a compact message
     if not isinstance(value, Mapping):
         return "not a JSON object"
     expected = {"v", "run", "file", "file_index", "record", "raw", "malformed", "fields"}
