@@ -206,9 +206,10 @@ def dbt_variant(original: Path, dest: Path, edits: Sequence[tuple[str, str, str]
 
 
 def _utc_date_before_conversion(mp: pytest.MonkeyPatch) -> None:
-    offset_term = " - __et_off_sign * (__et_oh * 3600 + __et_om * 60)"
-    assert offset_term in transform._ET_MICROS
-    mp.setattr(transform, "_ET_MICROS", transform._ET_MICROS.replace(offset_term, ""))
+    # The zone cut off before the cast: the written local time read as UTC.
+    assert transform._ET_INSTANT == "try_cast(event_time AS TIMESTAMP)"
+    mp.setattr(transform, "_ET_INSTANT",
+               "try_cast(regexp_replace(event_time, '(Z|[+-][0-9]{2}:[0-9]{2})$', '') AS TIMESTAMP)")
 
 
 def _return_as_sale(mp: pytest.MonkeyPatch) -> None:

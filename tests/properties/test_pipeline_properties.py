@@ -12,7 +12,6 @@ Hypothesis reports runs the real ``dbt build`` (testing/runs.py).
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +25,7 @@ from pipeline_props import contract as C
 from pipeline_props.errors import DivergenceError
 from pipeline_props.oracles import run_oracle
 from pipeline_props.pipeline.duckdb_warehouse import DuckDBWarehousePipeline
+from pipeline_props.pipeline.ingest import iter_jsonl
 from pipeline_props.pipeline.compiled import CompiledProject
 from pipeline_props.pipeline.reference import ReferencePipeline, postgres_target
 from pipeline_props.pipeline.stream import SharedStream
@@ -123,7 +123,7 @@ def test_kafka_arrival_order_and_more_partitions_change_nothing(
         wide_pipeline.messages_out = None
     # One message a line: split on "\n" only (splitlines also splits inside a raw U+0085 or U+2028).
     lines = [line for line in sent.getvalue().split("\n") if line]
-    positions = [(m["file_index"], m["record"]) for m in map(json.loads, lines)]
+    positions = [(m["file_index"], m["record"]) for m in iter_jsonl(lines)]
     in_dataset_order = sorted(positions)
     ranked = [p for _, p in sorted(((order[i % len(order)], i), p) for i, p in enumerate(in_dataset_order))]
     assert positions == ranked, "the producer did not send the records in the drawn arrival order"

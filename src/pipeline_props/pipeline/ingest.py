@@ -383,10 +383,11 @@ def count_topic_messages(bootstrap_servers: str, topic: str, timeout: float = 10
 
 
 def iter_jsonl(lines: Iterable[str]) -> Iterable[dict[str, Any]]:
-    """Decode a kafka_messages.jsonl artifact."""
+    """Decode a kafka_messages.jsonl artifact: each line's message as a dict, whichever its form (messages.decode)."""
     for line in lines:
         if line.strip():
-            yield json.loads(line)
+            value = json.loads(line)
+            yield decode(value.encode("utf-8")) if isinstance(value, str) else value
 
 
 __all__ = ["IngestStats", "PRODUCER_DEFAULTS", "Record", "check_headers", "count_topic_messages",

@@ -12,7 +12,7 @@ case folding is done with ``translate`` over the 26 ASCII letters, never with
 ``upper``/``lower`` (Unicode case mapping turns ``ſtore`` into ``STORE``).
 
 The streaming query that applies them (Kafka source, trigger, foreachBatch
-sink, catching up) is in pipeline/query.py.
+sink, catching up) is in pipeline/streaming_query.py.
 """
 
 from __future__ import annotations
@@ -237,6 +237,7 @@ def _text_id_reason(x: str) -> str:
 # second 60, offset minutes 60 or past 18 hours), and a written year and an
 # offset past the contract's bound are checked on the digits. Measured against
 # the integer arithmetic it replaced on a grid of every edge (tests/spark).
+_ET_INSTANT = "try_cast(event_time AS TIMESTAMP)"
 _ET_OFFSET_MINUTES = (
     "CASE WHEN substring(event_time, -1, 1) = 'Z' THEN 0 ELSE"
     " try_cast(substring(event_time, -5, 2) AS INT) * 60 + try_cast(substring(event_time, -2, 2) AS INT) END"
@@ -268,7 +269,7 @@ def validate(df: DataFrame) -> DataFrame:
         "CASE WHEN __q_fmt THEN try_cast(quantity AS BIGINT) END AS __q",
         "CASE WHEN __p_fmt THEN try_cast(unit_price AS DECIMAL(11,2)) END AS __p",
         "CASE WHEN __d_fmt THEN try_cast(discount AS DECIMAL(6,3)) END AS __d",
-        "CASE WHEN __et_fmt THEN try_cast(event_time AS TIMESTAMP) END AS __et",
+        f"CASE WHEN __et_fmt THEN {_ET_INSTANT} END AS __et",
         "CASE WHEN __et_fmt THEN try_cast(substring(event_time, 1, 4) AS INT) END AS __et_y",
     )
     staged = staged.selectExpr(
