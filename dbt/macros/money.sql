@@ -41,7 +41,12 @@
 
 {#- A sum of whole cents as money numeric(38,2), 0 when there is nothing to add. -#}
 {% macro cents_sum(expression) -%}
-    cast(cast(coalesce({{ pipeline_props.exact_sum(expression) }}, 0) as numeric(38, 0)) * 0.01 as numeric(38, 2))
+    {{ pipeline_props.cents(pipeline_props.exact_sum(expression)) }}
+{%- endmacro %}
+
+{#- Whole cents (an exact number, NULL for none) as money numeric(38,2). -#}
+{% macro cents(expression) -%}
+    cast(cast(coalesce({{ expression }}, 0) as numeric(38, 0)) * 0.01 as numeric(38, 2))
 {%- endmacro %}
 
 {#-
