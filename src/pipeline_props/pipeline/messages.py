@@ -72,15 +72,15 @@ if _PLAIN_COLUMNS != COLUMNS:  # pragma: no cover - guards an edit of contract.C
 
 
 @lru_cache(maxsize=256)
-def _compact_prefix(source_file: str, file_index: int) -> str | None:
-    """'#2,<file_index>,<file>,' (the record goes in later), or None when the name cannot be compact."""
+def _compact_parts(source_file: str, file_index: int) -> tuple[str, str] | None:
+    """('#2,<file_index>,', ',<file>,'), the text around the record number; None when the name cannot be compact."""
     if "," in source_file or "\n" in source_file or "\r" in source_file:
         return None
     try:
         source_file.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate (a name read with surrogateescape)
         return None
-    return f"{int(file_index)},{source_file},"
+    return f"#2,{int(file_index)},", f",{source_file},"
 
 
 def encode(record: Record, run_id: str) -> tuple[bytes | None, bytes]:
@@ -89,13 +89,12 @@ def encode(record: Record, run_id: str) -> tuple[bytes | None, bytes]:
     malformed = record.malformed
     if fields is not None and malformed is None:
         raw = record.raw
-        prefix = _compact_prefix(record.source_file, record.file_index)
+        parts = _compact_parts(record.source_file, record.file_index)
         # Equal to the joined fields: no field holds a comma (it would be quoted),
         # so a split on commas gives the twelve fields back exactly.
-        if prefix is not None and raw == ",".join(fields) and "\n" not in raw and "\r" not in raw:
-            index, _, name = prefix.partition(",")
+        if parts is not None and raw == ",".join(fields) and "\n" not in raw and "\r" not in raw:
             try:
-                value = f"#2,{index},{int(record.record_number)},{name}{raw}".encode("utf-8")
+                value = f"{parts[0]}{int(record.record_number)}{parts[1]}{raw}".encode("utf-8")
             except UnicodeEncodeError:
                 pass  # a lone surrogate in a field: JSON escapes it
             else:

@@ -235,8 +235,8 @@ def _text_id_reason(x: str) -> str:
 # to TIMESTAMP reads it the same under any session or JVM time zone; java.time
 # refuses what the contract calls invalid (month 13, 30 February, hour 24,
 # second 60, offset minutes 60 or past 18 hours), and a written year and an
-# offset past the contract's bound are checked on the digits. Measured against
-# the integer arithmetic it replaced on a grid of every edge (tests/spark).
+# offset past the contract's bound are checked on the digits. Held equal to the
+# oracle on a grid of every edge by tests/spark/test_compact_messages.py.
 _ET_INSTANT = "try_cast(event_time AS TIMESTAMP)"
 _ET_OFFSET_MINUTES = (
     "CASE WHEN substring(event_time, -1, 1) = 'Z' THEN 0 ELSE"
