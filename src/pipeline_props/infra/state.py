@@ -47,7 +47,18 @@ def write_state(home: Path, state: dict[str, Any]) -> None:
 
 def save_services(home: Path, root: Path | None, kafka: KafkaBroker, postgres: PostgresServer,
                   fakesnow: _fakesnow.FakesnowServer | None) -> None:
-    """Record the running services; the services handed over stay on record."""
+    """Record the running services; the services handed over stay on record.
+
+    With ``fakesnow`` None, a running emulator on record stays on record: the
+    manager saving may never have touched it (a fault test restarting Kafka,
+    another process), and the one that started it, or its last user, must
+    still find it to stop it. Dropping it left the emulator running, on its
+    port, after the session that started it had ended.
+    """
+    if fakesnow is None:
+        fakesnow = recorded_fakesnow(home)
+        if fakesnow is not None and not fakesnow.running():
+            fakesnow = None
     state = {
         "root": str(root),
         "kafka": {"pid": kafka.pid, "create_time": kafka.create_time,
