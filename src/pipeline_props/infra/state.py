@@ -55,8 +55,9 @@ def save_services(home: Path, root: Path | None, kafka: KafkaBroker, postgres: P
     still find it to stop it. Dropping it left the emulator running, on its
     port, after the session that started it had ended.
     """
+    previous = load_state(home)
     if fakesnow is None:
-        fakesnow = recorded_fakesnow(home)
+        fakesnow = _fakesnow.server_from_state(home, previous.get("fakesnow"))
         if fakesnow is not None and not fakesnow.running():
             fakesnow = None
     state = {
@@ -70,7 +71,7 @@ def save_services(home: Path, root: Path | None, kafka: KafkaBroker, postgres: P
     }
     if fakesnow is not None:
         state["fakesnow"] = _fakesnow.server_state(fakesnow)
-    handed = load_state(home).get("handed_over")
+    handed = previous.get("handed_over")
     if handed:
         state["handed_over"] = handed
     write_state(home, state)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipeline_props.contract import COLUMNS
+from pipeline_props.pipeline.messages import COMPACT_PREFIX, COMPACT_VERSION, decode
 from pipeline_props.validators.base import (
     PIPELINE,
     BaseDataValidator,
@@ -21,8 +22,8 @@ from pipeline_props.validators.base import (
 )
 
 MESSAGE_VERSION = 1
-#: The compact form (docs/architecture.md "Kafka message"): b"#2,<file_index>,<record>,<file>,<raw>".
-COMPACT_PREFIX = "#2,"
+_COMPACT = COMPACT_PREFIX.decode()
+_KEYS = frozenset({"v", "run", "file", "file_index", "record", "raw", "malformed", "fields"})
 _EXAMPLES = 5  # bad messages quoted in the details
 
 
@@ -62,46 +63,37 @@ class KafkaStreamValidator(BaseDataValidator):
         return StageResult.from_checks(self.stage, checks)
 
 
-def _compact_problem(value: str) -> str | None:
-    parts = value.split(",", 4)
-    if len(parts) != 5:
-        return f"compact message with {len(parts)} of its 5 parts"
-    for name, text, least in (("file_index", parts[1], 0), ("record", parts[2], 1)):
-        if not (text.isascii() and text.isdigit() and str(int(text)) == text and int(text) >= least):
-            return f"compact message: {name} is {text[:20]!r}, expected an integer >= {least}"
-    count = parts[4].count(",") + 1
-    if count != len(COLUMNS):
-        return f"compact message with {count} fields, expected {len(COLUMNS)}"
-    return None
-
-
 def message_problem(value: bytes | str | Mapping[str, Any]) -> str | None:
     """Why ``value`` is not a well-formed pipeline message (docs/architecture.md), or None.
 
-    Bytes or text are either form of the message; a mapping is a decoded JSON one.
+    Bytes or text are either form of the message (a kafka_messages.jsonl line
+    holds a compact one as a JSON string); a mapping is a decoded one, as
+    ``messages.decode`` gives it (version 2 has no ``run``).
     """
     if isinstance(value, (bytes, bytearray)):
         try:
             value = bytes(value).decode("utf-8")
         except UnicodeDecodeError as exc:
             return f"not UTF-8 ({exc.__class__.__name__})"
-    if isinstance(value, str) and value.startswith(COMPACT_PREFIX):
-        return _compact_problem(value)
-    if isinstance(value, str):
+    if isinstance(value, str) and not value.startswith(_COMPACT):
         try:
             value = json.loads(value)
         except ValueError as exc:
             return f"not UTF-8 JSON ({exc.__class__.__name__})"
-        if isinstance(value, str) and value.startswith(COMPACT_PREFIX):
-            return _compact_problem(value)  # a kafka_messages.jsonl line of a compact message
+    if isinstance(value, str) and value.startswith(_COMPACT):
+        try:
+            value = decode(value.encode("utf-8"))
+        except ValueError:
+            return "not a compact message (five parts, integers as written by the producer, twelve fields)"
     if not isinstance(value, Mapping):
         return "not a JSON object"
-    expected = {"v", "run", "file", "file_index", "record", "raw", "malformed", "fields"}
+    compact = value.get("v") == COMPACT_VERSION and not isinstance(value.get("v"), bool)
+    expected = _KEYS - {"run"} if compact else _KEYS
     if set(value) != expected:
         return f"keys {sorted(value)}, expected {sorted(expected)}"
-    if value["v"] != MESSAGE_VERSION or isinstance(value["v"], bool):
-        return f"v is {value['v']!r}, expected {MESSAGE_VERSION}"
-    for key in ("run", "file", "raw"):
+    if not compact and (value["v"] != MESSAGE_VERSION or isinstance(value["v"], bool)):
+        return f"v is {value['v']!r}, expected {MESSAGE_VERSION} or {COMPACT_VERSION}"
+    for key in sorted(expected & {"run", "file", "raw"}):
         if not isinstance(value[key], str):
             return f"{key} is not a string"
     for key, least in (("file_index", 0), ("record", 1)):
